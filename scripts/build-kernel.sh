@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Builds the test VM's Linux 7.3 kernel (bzImage + modules) with LLVM=-19 into the cache outside the
+# repository. The build is keyed on the source package, the config fragments, this script and the
+# toolchain versions: a warm machine finds it and returns at once.
+#
+#   scripts/build-kernel.sh            build (or find) the kernel, print nothing but progress
+#   scripts/build-kernel.sh --kdir     print the kernel build directory (does not build)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+
+src="$RVGPU_CACHE/src/linux-source-7.3"
+kdir=$(kernel_build_dir)
+if [ "${1:-}" = --kdir ]; then
+	echo "$kdir"
+	exit 0
+fi
+
+if [ -f "$kdir/.rvgpu-complete" ]; then
+	echo "kernel: cached at $kdir"
+	exit 0
+fi
+
+if [ ! -f "$src/Makefile" ]; then
+	tarball="$RVGPU_CACHE/src/linux-source-7.3.tar.xz"
+	[ -f "$tarball" ] || { echo "kernel: $tarball missing: run scripts/setup.sh" >&2; exit 1; }
+	echo "kernel: unpacking $tarball"
+	tar -xf "$tarball" -C "$RVGPU_CACHE/src"
+fi
+
+jobs=$(( $(nproc) + 1 ))
+mk=(make -C "$src" O="$kdir" LLVM=-19 -j"$jobs")
+start=$(date +%s)
+rm -rf "$kdir"
+mkdir -p "$kdir"
+echo "kernel: configuring in $kdir"
+"${mk[@]}" -s x86_64_defconfig
+KCONFIG_CONFIG="$kdir/.config" "$src/scripts/kconfig/merge_config.sh" -m -O "$kdir" "$kdir/.config" \
+	"$src/kernel/configs/kvm_guest.config" "$src/kernel/configs/rust.config" \
+	"$here/kconfig/rvgpu-host.config" >/dev/null
+"${mk[@]}" -s olddefconfig
+
+# Every symbol of our fragment must come out as written.
+bad=0
+while IFS= read -r line; do
+	case "$line" in
+	CONFIG_*=*) want="$line" sym=${line%%=*} ;;
+	"# CONFIG_"*" is not set") sym=${line#\# }; sym=${sym%% *}; want="# $sym is not set" ;;
+	*) continue ;;
+	esac
+	got=$(grep -E "^($sym=|# $sym is not set)" "$kdir/.config" || true)
+	if [ "$got" != "$want" ] && ! { [ -z "$got" ] && [ "${want#\#}" != "$want" ]; }; then
+		echo "kernel: config: wanted '$want', got '${got:-<absent>}'" >&2
+		bad=1
+	fi
+done <"$here/kconfig/rvgpu-host.config"
+[ $bad = 0 ] || { echo "kernel: the config fragment did not apply" >&2; exit 1; }
+
+echo "kernel: building bzImage and modules with ${jobs} jobs (about 15-20 minutes on 2 cores)"
+# Progress: one line a minute with the number of objects built so far.
+( while sleep 60; do
+	echo "kernel: ... $(( ($(date +%s) - start) / 60 )) min, $(find "$kdir" -name '*.o' 2>/dev/null | wc -l) objects"
+  done ) &
+ticker=$!
+trap 'kill $ticker 2>/dev/null || true' EXIT
+"${mk[@]}" -s bzImage modules >"$kdir/build.log" 2>&1 || { tail -50 "$kdir/build.log" >&2; exit 1; }
+"${mk[@]}" -s INSTALL_MOD_PATH="$kdir/modroot" INSTALL_MOD_STRIP=1 modules_install >>"$kdir/build.log" 2>&1
+kill $ticker 2>/dev/null || true
+touch "$kdir/.rvgpu-complete"
+echo "kernel: built in $(( $(date +%s) - start )) s at $kdir"
