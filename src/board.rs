@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The physical GPUs rvgpu drives. Everything board-specific sits behind [`Board`]; the rest of
+//! the driver sees only this trait.
+
+use kernel::{
+    device::Core,
+    fmt,
+    pci,
+    prelude::*,
+    sync::Arc, //
+};
+
+mod bochs;
+
+/// Which board implementation a PCI ID table entry selects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BoardKind {
+    /// QEMU's Bochs display interface (`bochs-display`, `secondary-vga`, stdvga).
+    Bochs,
+}
+
+/// A physical GPU as the rest of the driver sees it.
+pub(crate) trait Board: Send + Sync {
+    /// The board model, which also names its vGPU type table (`mdev_types/<model>.types`).
+    fn model(&self) -> &'static str;
+
+    /// Usable VRAM in bytes.
+    fn vram_size(&self) -> u64;
+
+    /// A human-readable identification of the hardware (interface version and the like).
+    fn identity(&self) -> BoardIdentity;
+
+    /// Fills `len` bytes of VRAM at `offset` with zeros (scrubbing a slice before reuse).
+    /// Fails with `ENODEV` once the board is unbound, `EINVAL` outside the VRAM.
+    fn vram_clear(&self, offset: u64, len: u64) -> Result;
+}
+
+/// The identification line a board logs when it binds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BoardIdentity {
+    pub(crate) interface: &'static str,
+    pub(crate) version: u32,
+}
+
+impl fmt::Display for BoardIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} interface {:#x}", self.interface, self.version)
+    }
+}
+
+/// Probes the board behind `pdev` and returns it, ready for use. The board's mappings are
+/// device-managed: they are revoked when the PCI device is unbound, even if a reference to the
+/// board outlives the binding.
+pub(crate) fn probe(kind: BoardKind, pdev: &pci::Device<Core<'_>>) -> Result<Arc<dyn Board>> {
+    match kind {
+        BoardKind::Bochs => Ok(Arc::new(bochs::Bochs::probe(pdev)?, GFP_KERNEL)?),
+    }
+}

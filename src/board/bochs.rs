@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! QEMU's Bochs display adapter (PCI 1234:1111): `bochs-display`, `secondary-vga` and the stdvga.
+//!
+//! BAR0 is the VRAM. BAR2 is a 4 KiB MMIO window: the EDID blob at 0x000, the VBE DISPI
+//! registers at 0x500 (16-bit, index * 2) and QEMU's extension registers at 0x600.
+
+use kernel::{
+    device::Core,
+    io::{
+        register,
+        Io, //
+    },
+    pci,
+    prelude::*, //
+};
+
+use super::{
+    Board,
+    BoardIdentity, //
+};
+
+const QEMU_VENDOR_ID: u16 = 0x1234;
+const BOCHS_DEVICE_ID: u16 = 0x1111;
+
+/// Size of the MMIO BAR (BAR2).
+const MMIO_SIZE: usize = 0x1000;
+
+register! {
+    /// VBE_DISPI_INDEX_ID: the interface version, 0xB0C0..=0xB0C5.
+    DISPI_ID(u16) @ 0x500 {
+        15:0 id;
+    }
+
+    /// VBE_DISPI_INDEX_VIDEO_MEMORY_64K: the VRAM size in 64 KiB units.
+    DISPI_VIDEO_MEMORY_64K(u16) @ 0x514 {
+        15:0 units;
+    }
+}
+
+/// The DISPI interface versions QEMU implements.
+const DISPI_ID_MIN: u16 = 0xb0c0;
+const DISPI_ID_MAX: u16 = 0xb0c5;
+
+pub(super) struct Bochs {
+    /// The framebuffer (BAR0), mapped whole.
+    vram: pci::DevresBar,
+    /// The MMIO registers (BAR2).
+    _mmio: pci::DevresBar<MMIO_SIZE>,
+    vram_size: u64,
+    dispi_id: u16,
+}
+
+/// VRAM is cleared in chunks of this size, each under its own access guard.
+const CLEAR_CHUNK: u64 = 1 << 20;
+
+impl Bochs {
+    pub(super) fn probe(pdev: &pci::Device<Core<'_>>) -> Result<Self> {
+        if pdev.vendor_id().as_raw() != QEMU_VENDOR_ID || pdev.device_id() != BOCHS_DEVICE_ID {
+            return Err(ENODEV);
+        }
+        pdev.enable_device_mem()?;
+
+        let mmio = pdev
+            .iomap_region_sized::<MMIO_SIZE>(2, c"rvgpu/mmio")
+            .inspect_err(|e| dev_err!(pdev, "cannot map the MMIO BAR (BAR2): {:?}\n", e))?;
+        let dispi_id: u16 = mmio.read(DISPI_ID).id().into();
+        if !dispi_id_is_known(dispi_id) {
+            dev_err!(pdev, "unknown DISPI interface id {:#06x}\n", dispi_id);
+            return Err(ENODEV);
+        }
+        let bar_len = pdev.resource_len(0)?;
+        let units: u16 = mmio.read(DISPI_VIDEO_MEMORY_64K).units().into();
+        let vram_size = vram_size(units, bar_len).inspect_err(|_| {
+            dev_err!(
+                pdev,
+                "VRAM size register says {} x 64 KiB, BAR0 is {} bytes\n",
+                units,
+                bar_len
+            )
+        })?;
+        let vram = pdev
+            .iomap_region(0, c"rvgpu/vram")
+            .inspect_err(|e| dev_err!(pdev, "cannot map the VRAM BAR (BAR0): {:?}\n", e))?;
+
+        Ok(Self {
+            vram: vram.into_devres()?,
+            _mmio: mmio.into_devres()?,
+            vram_size,
+            dispi_id,
+        })
+    }
+}
+
+impl Board for Bochs {
+    fn model(&self) -> &'static str {
+        "bochs"
+    }
+
+    fn vram_size(&self) -> u64 {
+        self.vram_size
+    }
+
+    fn identity(&self) -> BoardIdentity {
+        BoardIdentity {
+            interface: "DISPI",
+            version: self.dispi_id.into(),
+        }
+    }
+
+    fn vram_clear(&self, offset: u64, len: u64) -> Result {
+        let end = offset.checked_add(len).ok_or(EINVAL)?;
+        if end > self.vram_size || offset % 8 != 0 || len % 8 != 0 {
+            return Err(EINVAL);
+        }
+        let mut pos = offset;
+        while pos < end {
+            let chunk_end = end.min(pos + CLEAR_CHUNK);
+            let bar = self.vram.try_access().ok_or(ENODEV)?;
+            while pos < chunk_end {
+                bar.try_write64(0, usize::try_from(pos)?)?;
+                pos += 8;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn dispi_id_is_known(id: u16) -> bool {
+    (DISPI_ID_MIN..=DISPI_ID_MAX).contains(&id)
+}
+
+/// The VRAM size the board reports (in 64 KiB units), checked against the BAR0 length.
+fn vram_size(units_64k: u16, bar0_len: u64) -> Result<u64> {
+    let size = u64::from(units_64k) << 16;
+    if size == 0 || size > bar0_len {
+        return Err(EIO);
+    }
+    Ok(size)
+}
+
+#[kunit_tests(rvgpu_board_bochs)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vram_size_from_register() {
+        assert_eq!(vram_size(1024, 64 << 20), Ok(64 << 20));
+        assert_eq!(vram_size(4096, 256 << 20), Ok(256 << 20));
+        assert_eq!(vram_size(8192, 512 << 20), Ok(512 << 20));
+        // A register smaller than the BAR is the usable part.
+        assert_eq!(vram_size(256, 64 << 20), Ok(16 << 20));
+    }
+
+    #[test]
+    fn vram_size_rejects_nonsense() {
+        assert_eq!(vram_size(0, 64 << 20), Err(EIO));
+        assert_eq!(vram_size(2048, 64 << 20), Err(EIO));
+    }
+
+    #[test]
+    fn dispi_ids() {
+        assert!(dispi_id_is_known(0xb0c0));
+        assert!(dispi_id_is_known(0xb0c5));
+        assert!(!dispi_id_is_known(0xb0c6));
+        assert!(!dispi_id_is_known(0xffff));
+    }
+}

@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * C entry points for what the C VFIO/mdev API offers only as static inline functions or macros.
+ * Implemented in helpers.c; called from the Rust layer in src/vfio/.
+ */
+#ifndef RVGPU_VFIO_HELPERS_H
+#define RVGPU_VFIO_HELPERS_H
+
+struct module;
+struct vfio_device;
+struct mdev_device;
+struct device;
+
+struct module *rvgpu_this_module(void);
+void rvgpu_vfio_put_device(struct vfio_device *vdev);
+struct device *rvgpu_mdev_dev(struct mdev_device *mdev);
+
+#endif

@@ -1,0 +1,519 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Mediated devices: the mdev driver, mdev parents with their types, and mdev instances.
+//!
+//! C header: [`include/linux/mdev.h`](srctree/include/linux/mdev.h).
+//!
+//! A vendor driver implements [`Driver`]. It registers one [`DriverStatic`] for the module and
+//! one [`Parent`] per physical device. The mdev core then shows the parent's types in sysfs and
+//! calls [`Driver::probe`] when a user writes a UUID to a type's `create` file; each instance is a
+//! VFIO device ([`super::Device`]) holding the driver's [`Driver::Device`] data.
+
+use core::{
+    cell::UnsafeCell,
+    marker::PhantomData, //
+};
+use kernel::{
+    device,
+    error::{
+        from_result,
+        to_result, //
+    },
+    prelude::*,
+    str::CString,
+    sync::atomic::{
+        Acquire,
+        Atomic,
+        Release, //
+    },
+    types::Opaque, //
+};
+
+use super::{
+    bindings,
+    device::{
+        Device as VfioDevice,
+        DeviceOps,
+        Registration as VfioRegistration, //
+    },
+    sysfs::{
+        self,
+        GroupStorage,
+        SysfsBuf, //
+    },
+};
+
+/// An mdev instance as its probe sees it.
+///
+/// # Invariants
+///
+/// Wraps a valid `struct mdev_device`.
+#[repr(transparent)]
+pub(crate) struct Device(Opaque<bindings::mdev_device>);
+
+impl Device {
+    /// # Safety
+    ///
+    /// `ptr` must point to a valid `struct mdev_device` for the lifetime `'a`.
+    unsafe fn from_raw<'a>(ptr: *mut bindings::mdev_device) -> &'a Self {
+        // SAFETY: `Device` is a transparent wrapper; validity is guaranteed by the caller.
+        unsafe { &*ptr.cast() }
+    }
+
+    /// The instance's UUID, as bytes in the order of its text form.
+    pub(crate) fn uuid(&self) -> [u8; 16] {
+        // SAFETY: By the type invariant the `mdev_device` is valid; the UUID is set before probe.
+        unsafe { (*self.0.get()).uuid.b }
+    }
+
+    /// The instance's `struct device`.
+    pub(crate) fn as_dev(&self) -> &device::Device {
+        // SAFETY: By the type invariant the `mdev_device` is valid; its embedded device lives as
+        // long as it does.
+        unsafe { device::Device::from_raw(&raw mut (*self.0.get()).dev) }
+    }
+}
+
+/// A type a parent offers: its directory `<parent driver>-<sysfs_name>` and its `name` file.
+pub(crate) struct TypeInfo {
+    pub(crate) sysfs_name: CString,
+    pub(crate) pretty_name: &'static CStr,
+}
+
+/// The vendor driver's side of the mdev framework.
+pub(crate) trait Driver: Sized + 'static {
+    /// Per-parent (per physical device) data.
+    type Parent: Send + Sync;
+    /// Per-instance data: the private part of the instance's VFIO device.
+    type Device: DeviceOps;
+
+    /// The mdev driver's name.
+    const NAME: &'static CStr;
+    /// The `device_api` every type shows, e.g. `vfio-pci`.
+    const DEVICE_API: &'static CStr;
+    /// An attribute group every instance gets (its files end in [`Driver::device_attr_show`] and
+    /// [`Driver::device_attr_store`]).
+    const DEVICE_ATTRS: Option<&'static sysfs::Group> = None;
+    /// An attribute group on each parent device (its files end in [`Driver::parent_attr_show`]).
+    const PARENT_ATTRS: Option<&'static sysfs::Group> = None;
+
+    /// A user asked for a new instance of type `type_index` of `parent`.
+    fn probe(
+        parent: &Self::Parent,
+        type_index: usize,
+        mdev: &Device,
+    ) -> Result<impl PinInit<Self::Device, Error>>;
+
+    /// The instance is being removed; its VFIO device is unregistered right after this returns.
+    fn remove(_dev: &VfioDevice<Self::Device>) {}
+
+    /// How many more instances of type `type_index` fit on `parent` now.
+    fn available(parent: &Self::Parent, type_index: usize) -> u32;
+
+    /// Writes the `description` of type `type_index`.
+    fn describe(parent: &Self::Parent, type_index: usize, out: &mut SysfsBuf) -> Result;
+
+    /// Shows attribute `index` of [`Driver::DEVICE_ATTRS`].
+    fn device_attr_show(
+        _dev: &VfioDevice<Self::Device>,
+        _index: usize,
+        _out: &mut SysfsBuf,
+    ) -> Result {
+        Err(EIO)
+    }
+
+    /// Stores into attribute `index` of [`Driver::DEVICE_ATTRS`].
+    fn device_attr_store(_dev: &VfioDevice<Self::Device>, _index: usize, _data: &[u8]) -> Result {
+        Err(EPERM)
+    }
+
+    /// Shows attribute `index` of [`Driver::PARENT_ATTRS`].
+    fn parent_attr_show(_parent: &Self::Parent, _index: usize, _out: &mut SysfsBuf) -> Result {
+        Err(EIO)
+    }
+}
+
+/// The module's mdev driver: a `static` so that every parent can refer to it.
+///
+/// # Invariants
+///
+/// - `drv` is registered with the mdev core between a successful [`DriverStatic::register`] and
+///   the drop of the returned [`DriverRegistration`].
+/// - `attrs` is only written by `register` (before the driver is registered) and by the drop of
+///   the registration (after it is unregistered), and those cannot run concurrently with each
+///   other (module init and exit).
+pub(crate) struct DriverStatic<T: Driver> {
+    drv: Opaque<bindings::mdev_driver>,
+    attrs: UnsafeCell<Option<KBox<GroupStorage>>>,
+    /// Whether `drv` is registered (parents can only be registered then).
+    registered: Atomic<bool>,
+    _t: PhantomData<T>,
+}
+
+// SAFETY: The C driver is only mutated before registration and after unregistration; `attrs`
+// likewise (see the type invariants). Callbacks only read.
+unsafe impl<T: Driver> Sync for DriverStatic<T> {}
+
+impl<T: Driver> DriverStatic<T> {
+    /// An unregistered driver, for a `static`.
+    pub(crate) const fn new() -> Self {
+        Self {
+            drv: Opaque::zeroed(),
+            attrs: UnsafeCell::new(None),
+            registered: Atomic::new(false),
+            _t: PhantomData,
+        }
+    }
+
+    fn as_raw(&self) -> *mut bindings::mdev_driver {
+        self.drv.get()
+    }
+
+    /// Registers the driver with the mdev core. Call once, from module init.
+    pub(crate) fn register(
+        &'static self,
+        module: &'static ThisModule,
+    ) -> Result<DriverRegistration<T>> {
+        let attrs = match T::DEVICE_ATTRS {
+            Some(g) => Some(GroupStorage::new(
+                g,
+                core::ptr::null(),
+                Self::device_attr_show,
+                Self::device_attr_store,
+            )?),
+            None => None,
+        };
+        let drv = self.as_raw();
+        // SAFETY: The driver is not registered (it is registered only here, once, and this runs
+        // at module init), so nothing else accesses `drv` or `attrs` now.
+        unsafe {
+            let groups = attrs.as_ref().map_or(core::ptr::null_mut(), |a| a.groups());
+            *self.attrs.get() = attrs;
+            (*drv).device_api = T::DEVICE_API.as_char_ptr();
+            (*drv).probe = Some(Self::probe_callback);
+            (*drv).remove = Some(Self::remove_callback);
+            (*drv).get_available = Some(Self::get_available_callback);
+            (*drv).show_description = Some(Self::show_description_callback);
+            (*drv).driver.name = T::NAME.as_char_ptr();
+            (*drv).driver.owner = module.as_ptr();
+            (*drv).driver.dev_groups = groups.cast();
+        }
+        // SAFETY: `drv` is fully initialised and lives forever (`'static`).
+        let r = to_result(unsafe { bindings::mdev_register_driver(drv) });
+        if r.is_err() {
+            // SAFETY: Registration failed, so nothing else refers to `attrs`.
+            unsafe { *self.attrs.get() = None };
+        }
+        r?;
+        self.registered.store(true, Release);
+        // INVARIANT: The driver is registered.
+        Ok(DriverRegistration { drv: self })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the mdev core with a valid mdev of one of our parents' types.
+    unsafe extern "C" fn probe_callback(mdev: *mut bindings::mdev_device) -> c_int {
+        from_result(|| {
+            // SAFETY: The mdev core passes a valid mdev whose type belongs to a registered
+            // parent of this driver, i.e. to a `Parent<T>`.
+            let (parent, index) = unsafe { Parent::<T>::from_type((*mdev).type_)? };
+            // SAFETY: `mdev` is valid for the duration of the probe.
+            let m = unsafe { Device::from_raw(mdev) };
+            let init = T::probe(&parent.data, index, m)?;
+            let reg = VfioDevice::<T::Device>::register(m.as_dev(), init)?;
+            // SAFETY: `mdev` is valid; its driver data is ours while it is bound to us.
+            unsafe { bindings::dev_set_drvdata(&raw mut (*mdev).dev, reg.into_raw()) };
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the mdev core with an mdev our probe succeeded for.
+    unsafe extern "C" fn remove_callback(mdev: *mut bindings::mdev_device) {
+        // SAFETY: Probe stored a registration in the driver data; this is the only place that
+        // takes it back.
+        let reg = unsafe {
+            let dev = &raw mut (*mdev).dev;
+            let p = bindings::dev_get_drvdata(dev);
+            bindings::dev_set_drvdata(dev, core::ptr::null_mut());
+            VfioRegistration::<T::Device>::from_raw(p)
+        };
+        T::remove(&reg);
+        drop(reg);
+    }
+
+    /// # Safety
+    ///
+    /// Called by the mdev core with a type of one of our registered parents.
+    unsafe extern "C" fn get_available_callback(mtype: *mut bindings::mdev_type) -> c_uint {
+        // SAFETY: Guaranteed by the mdev core (see above).
+        match unsafe { Parent::<T>::from_type(mtype) } {
+            Ok((parent, index)) => T::available(&parent.data, index),
+            Err(_) => 0,
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the mdev core with a type of one of our registered parents and a sysfs page.
+    unsafe extern "C" fn show_description_callback(
+        mtype: *mut bindings::mdev_type,
+        buf: *mut c_char,
+    ) -> isize {
+        // SAFETY: `buf` is the sysfs page of this `show`.
+        let Some(mut out) = (unsafe { SysfsBuf::from_raw(buf) }) else {
+            return EINVAL.to_errno() as isize;
+        };
+        // SAFETY: Guaranteed by the mdev core (see above).
+        let r = unsafe { Parent::<T>::from_type(mtype) }
+            .and_then(|(parent, index)| T::describe(&parent.data, index, &mut out));
+        sysfs::show_result(&out, r)
+    }
+
+    /// # Safety
+    ///
+    /// Called by the driver core for an attribute of `DEVICE_ATTRS` on a bound instance.
+    unsafe extern "C" fn device_attr_show(
+        dev: *mut bindings::device,
+        attr: *mut bindings::device_attribute,
+        buf: *mut c_char,
+    ) -> isize {
+        // SAFETY: `attr` belongs to our `GroupStorage`.
+        let (_, index) = unsafe { sysfs::Entry::from_attr(attr) };
+        // SAFETY: `buf` is the sysfs page of this `show`.
+        let Some(mut out) = (unsafe { SysfsBuf::from_raw(buf) }) else {
+            return EINVAL.to_errno() as isize;
+        };
+        // SAFETY: The driver core removes a driver's `dev_groups` before calling its remove, so
+        // the registration probe stored in the driver data is alive.
+        let this = unsafe { VfioRegistration::<T::Device>::borrow(bindings::dev_get_drvdata(dev)) };
+        let r = T::device_attr_show(this, index, &mut out);
+        sysfs::show_result(&out, r)
+    }
+
+    /// # Safety
+    ///
+    /// Called by the driver core for an attribute of `DEVICE_ATTRS` on a bound instance.
+    unsafe extern "C" fn device_attr_store(
+        dev: *mut bindings::device,
+        attr: *mut bindings::device_attribute,
+        buf: *const c_char,
+        count: usize,
+    ) -> isize {
+        // SAFETY: `attr` belongs to our `GroupStorage`.
+        let (_, index) = unsafe { sysfs::Entry::from_attr(attr) };
+        // SAFETY: The driver core passes `count` valid bytes.
+        let data = unsafe { sysfs::store_bytes(buf, count) };
+        // SAFETY: As in `device_attr_show`.
+        let this = unsafe { VfioRegistration::<T::Device>::borrow(bindings::dev_get_drvdata(dev)) };
+        sysfs::store_result(count, T::device_attr_store(this, index, data))
+    }
+}
+
+/// The registration of a [`DriverStatic`]; dropping it unregisters the driver.
+///
+/// # Invariants
+///
+/// `drv` is registered.
+pub(crate) struct DriverRegistration<T: Driver> {
+    drv: &'static DriverStatic<T>,
+}
+
+impl<T: Driver> Drop for DriverRegistration<T> {
+    fn drop(&mut self) {
+        self.drv.registered.store(false, Release);
+        // SAFETY: By the type invariant the driver is registered. After unregistering nothing
+        // uses `attrs` any more, and no one else writes it (module exit).
+        unsafe {
+            bindings::mdev_unregister_driver(self.drv.as_raw());
+            *self.drv.attrs.get() = None;
+        }
+    }
+}
+
+/// A physical device registered as an mdev parent, with its types and the driver's data.
+///
+/// # Invariants
+///
+/// - When `registered` is true, `parent` is registered with the mdev core with the types in
+///   `types` and `dev` is a valid device we hold a reference on.
+/// - `types`, `type_ptrs` and `names` are never resized after construction (stable addresses).
+#[pin_data(PinnedDrop)]
+pub(crate) struct Parent<T: Driver> {
+    data: T::Parent,
+    names: KVec<TypeInfo>,
+    types: KVec<Opaque<bindings::mdev_type>>,
+    type_ptrs: KVec<*mut bindings::mdev_type>,
+    attrs: Option<KBox<GroupStorage>>,
+    dev: Option<ARef<device::Device>>,
+    registered: bool,
+    #[pin]
+    parent: Opaque<bindings::mdev_parent>,
+}
+
+use kernel::sync::aref::ARef;
+
+// SAFETY: The raw pointers point into `self`'s own vectors; `T::Parent` is `Send + Sync`; the C
+// parent is only touched by the mdev core, which does its own locking.
+unsafe impl<T: Driver> Send for Parent<T> {}
+// SAFETY: See `Send`.
+unsafe impl<T: Driver> Sync for Parent<T> {}
+
+impl<T: Driver> Parent<T> {
+    /// Registers `dev` as an mdev parent offering `types`, with driver data `data`. The driver
+    /// must be registered (`ENODEV` otherwise); parents must be dropped before it is unregistered.
+    pub(crate) fn new(
+        dev: &device::Device<device::Bound>,
+        drv: &'static DriverStatic<T>,
+        types: KVec<TypeInfo>,
+        data: T::Parent,
+    ) -> impl PinInit<Self, Error> {
+        let dev: ARef<device::Device> = dev.into();
+        pin_init::pin_init_scope(move || {
+            if !drv.registered.load(Acquire) {
+                return Err(ENODEV);
+            }
+            let mut mtypes = KVec::with_capacity(types.len(), GFP_KERNEL)?;
+            let mut ptrs = KVec::with_capacity(types.len(), GFP_KERNEL)?;
+            for t in types.iter() {
+                let mut raw: bindings::mdev_type = pin_init::zeroed();
+                raw.sysfs_name = t.sysfs_name.as_char_ptr();
+                raw.pretty_name = t.pretty_name.as_char_ptr();
+                mtypes.push(Opaque::new(raw), GFP_KERNEL)?;
+            }
+            for t in mtypes.iter() {
+                ptrs.push(t.get(), GFP_KERNEL)?;
+            }
+            let nr = u32::try_from(types.len())?;
+            Ok(try_pin_init!(Self {
+                data,
+                names: types,
+                types: mtypes,
+                type_ptrs: ptrs,
+                attrs: None,
+                dev: Some(dev),
+                registered: false,
+                parent <- Opaque::uninit(),
+            })
+            .pin_chain(move |this| {
+                // SAFETY: We do not move out of `this`.
+                let this = unsafe { this.get_unchecked_mut() };
+                let Some(dev) = this.dev.as_ref() else {
+                    return Err(EINVAL);
+                };
+                let raw_dev = super::raw_device(dev);
+                // SAFETY: `parent` is pinned; `raw_dev` is a device we hold a reference on; the driver
+                // is registered and `'static`; the type array and the types it points to live in
+                // `this` and never move or resize.
+                to_result(unsafe {
+                    bindings::mdev_register_parent(
+                        this.parent.get(),
+                        raw_dev,
+                        drv.as_raw(),
+                        this.type_ptrs.as_mut_ptr(),
+                        nr,
+                    )
+                })?;
+                // INVARIANT: The parent is registered.
+                this.registered = true;
+                if let Some(g) = T::PARENT_ATTRS {
+                    let owner: *const Self = this;
+                    let storage = GroupStorage::new(
+                        g,
+                        owner.cast(),
+                        Self::parent_attr_show,
+                        Self::parent_attr_store,
+                    )?;
+                    // SAFETY: `raw_dev` is valid; the group lives in `this`, which removes it before
+                    // dropping it.
+                    to_result(unsafe { bindings::device_add_groups(raw_dev, storage.groups()) })?;
+                    this.attrs = Some(storage);
+                }
+                Ok(())
+            }))
+        })
+    }
+
+    /// The driver's data.
+    pub(crate) fn data(&self) -> &T::Parent {
+        &self.data
+    }
+
+    /// Finds the parent and the type index of a type.
+    ///
+    /// # Safety
+    ///
+    /// `mtype` must be a type registered by a live `Parent<T>`.
+    unsafe fn from_type<'a>(mtype: *mut bindings::mdev_type) -> Result<(&'a Self, usize)> {
+        // SAFETY: `mtype` is a registered type (by the safety requirements), so its `parent` is
+        // the `mdev_parent` embedded in a `Parent<T>`.
+        let this = unsafe {
+            let raw = (*mtype).parent.cast::<Opaque<bindings::mdev_parent>>();
+            &*kernel::container_of!(raw, Self, parent)
+        };
+        let base = this.types.as_ptr() as usize;
+        let off = (mtype as usize).checked_sub(base).ok_or(EINVAL)?;
+        let index = off / size_of::<Opaque<bindings::mdev_type>>();
+        if index >= this.types.len() {
+            return Err(EINVAL);
+        }
+        Ok((this, index))
+    }
+
+    /// # Safety
+    ///
+    /// Called by the driver core for an attribute of our parent group.
+    unsafe extern "C" fn parent_attr_show(
+        _dev: *mut bindings::device,
+        attr: *mut bindings::device_attribute,
+        buf: *mut c_char,
+    ) -> isize {
+        // SAFETY: `attr` belongs to the `GroupStorage` of a live `Parent<T>` (the group is
+        // removed before the parent is dropped), whose address is the owner pointer.
+        let (owner, index) = unsafe { sysfs::Entry::from_attr(attr) };
+        // SAFETY: See above.
+        let this = unsafe { &*owner.cast::<Self>() };
+        // SAFETY: `buf` is the sysfs page of this `show`.
+        let Some(mut out) = (unsafe { SysfsBuf::from_raw(buf) }) else {
+            return EINVAL.to_errno() as isize;
+        };
+        let r = T::parent_attr_show(&this.data, index, &mut out);
+        sysfs::show_result(&out, r)
+    }
+
+    /// # Safety
+    ///
+    /// Never called with a valid attribute: the parent group has no writable file.
+    unsafe extern "C" fn parent_attr_store(
+        _dev: *mut bindings::device,
+        _attr: *mut bindings::device_attribute,
+        _buf: *const c_char,
+        _count: usize,
+    ) -> isize {
+        EPERM.to_errno() as isize
+    }
+}
+
+#[pinned_drop]
+impl<T: Driver> PinnedDrop for Parent<T> {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: We do not move out of `self`.
+        let this = unsafe { self.get_unchecked_mut() };
+        let Some(dev) = this.dev.as_ref() else {
+            return;
+        };
+        let raw_dev = super::raw_device(dev);
+        if let Some(storage) = this.attrs.take() {
+            // SAFETY: The group was added to `raw_dev`; removing it waits for running callbacks.
+            unsafe { bindings::device_remove_groups(raw_dev, storage.groups()) };
+        }
+        if this.registered {
+            // SAFETY: By the type invariant the parent is registered. This removes every instance
+            // (each removal waits for the instance's users to close it).
+            unsafe { bindings::mdev_unregister_parent(this.parent.get()) };
+            this.registered = false;
+        }
+    }
+}

@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A physical GPU shared out into vGPUs: its board, its type table and its VRAM partition.
+
+use kernel::{
+    fmt,
+    new_mutex,
+    prelude::*,
+    str::BStr,
+    sync::{
+        Arc,
+        Mutex, //
+    }, //
+};
+
+use super::{
+    types::{
+        TypeTable,
+        VgpuType, //
+    },
+    vram::{
+        AllocError,
+        Slice,
+        VramAllocator, //
+    },
+};
+use crate::{
+    board::Board,
+    vfio::sysfs::SysfsBuf, //
+};
+
+const MIB: u64 = 1 << 20;
+
+/// The state shared by a physical GPU and its vGPUs.
+#[pin_data]
+pub(crate) struct Gpu {
+    board: Arc<dyn Board>,
+    table: &'static TypeTable,
+    #[pin]
+    vram: Mutex<VramAllocator>,
+}
+
+impl Gpu {
+    pub(crate) fn new(board: Arc<dyn Board>, table: &'static TypeTable) -> Result<Arc<Self>> {
+        let total = u64::from(table.vram_mib) * MIB;
+        Arc::pin_init(
+            try_pin_init!(Self {
+                board,
+                table,
+                vram <- new_mutex!(VramAllocator::new(total)),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    pub(crate) fn board(&self) -> &dyn Board {
+        &*self.board
+    }
+
+    pub(crate) fn table(&self) -> &'static TypeTable {
+        self.table
+    }
+
+    pub(crate) fn vgpu_type(&self, index: usize) -> Option<&'static VgpuType> {
+        self.table.types.get(index)
+    }
+
+    /// How many more instances of type `index` fit now.
+    pub(crate) fn available(&self, index: usize) -> u32 {
+        self.vgpu_type(index)
+            .map_or(0, |t| self.vram.lock().available(t.profile_bytes()))
+    }
+
+    /// Places a slice for an instance of `t`.
+    pub(crate) fn alloc(&self, t: &VgpuType, uuid: [u8; 16]) -> Result<Slice, AllocError> {
+        self.vram.lock().alloc(t.profile_bytes(), t.id, uuid)
+    }
+
+    /// Scrubs a slice and gives it back. The scrub comes first, so that no other vGPU can get
+    /// the slice while it still holds the old instance's data.
+    pub(crate) fn free(&self, slice: &Slice) {
+        // If the board is already unbound its VRAM is out of reach anyway (`ENODEV`).
+        let _ = self.board.vram_clear(slice.offset, slice.size);
+        let _ = self.vram.lock().release(slice.offset);
+    }
+
+    /// The files of the physical GPU's `nvidia/` directory.
+    pub(crate) fn show_attr(&self, index: usize, out: &mut SysfsBuf) -> Result {
+        let vram = self.vram.lock();
+        match index {
+            0 => out.emit(fmt!("{}\n", vram.total() / MIB)),
+            1 => out.emit(fmt!("{}\n", vram.free() / MIB)),
+            2 => out.emit(fmt!("{}\n", vram.largest_free() / MIB)),
+            3 => self.write_placement(&vram, out),
+            _ => Err(EINVAL),
+        }
+    }
+
+    /// One line per slice and per free range, in address order:
+    /// `<offset>M <size>M nvidia-<id> <name> <uuid>` or `<offset>M <size>M free`.
+    fn write_placement(&self, vram: &VramAllocator, out: &mut SysfsBuf) -> Result {
+        let mut pos = 0;
+        for s in vram.slices() {
+            if s.offset > pos {
+                out.emit(fmt!("{}M {}M free\n", pos / MIB, (s.offset - pos) / MIB))?;
+            }
+            let name = self
+                .table
+                .types
+                .iter()
+                .find(|t| t.id == s.type_id)
+                .map_or(c"?", |t| t.name);
+            out.emit(fmt!(
+                "{}M {}M nvidia-{} {} {}\n",
+                s.offset / MIB,
+                s.size / MIB,
+                s.type_id,
+                BStr::from_bytes(name.to_bytes()),
+                Uuid(&s.uuid)
+            ))?;
+            pos = s.offset + s.size;
+        }
+        if pos < vram.total() {
+            out.emit(fmt!(
+                "{}M {}M free\n",
+                pos / MIB,
+                (vram.total() - pos) / MIB
+            ))?;
+        }
+        Ok(())
+    }
+}
+
+/// Formats a UUID in its canonical text form.
+pub(crate) struct Uuid<'a>(pub(crate) &'a [u8; 16]);
+
+impl fmt::Display for Uuid<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, b) in self.0.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                f.write_str("-")?;
+            }
+            write!(f, "{:02x}", b)?;
+        }
+        Ok(())
+    }
+}
