@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The main job: sets up what is missing, builds the kernel (cached) and rvgpu.ko, boots a test VM
+# with two Bochs boards (64 MiB and 256 MiB of VRAM), loads the driver and shows it working:
+# the bound GPUs, their vGPU types, vGPUs created by UUID and by mdevctl, the VRAM placement.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+[ "${RVGPU_SKIP_SETUP:-0}" = 1 ] || bash scripts/setup.sh
+bash scripts/build-kernel.sh
+make -s
+exec scripts/vm-run.sh --vram 64M --vram 256M -- "$(pwd)/scripts/demo-in-vm.sh"

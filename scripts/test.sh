@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The test command: sets up what is missing, builds the kernel (cached) and the module, runs the
+# host-side checks and the in-VM test suites, and closes with "N passed, N failed".
+# Exit status is non-zero on any failure, including a VM that did not boot or a test that did not
+# run.
+#
+#   scripts/test.sh              everything
+#   scripts/test.sh --vm-only    skip the host-side checks (module still built)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+. scripts/lib.sh
+
+passed=0 failed=0
+pass() { passed=$((passed + 1)); echo "ok - $*"; }
+flunk() { failed=$((failed + 1)); echo "not ok - $*"; }
+finish() {
+	echo
+	echo "$passed passed, $failed failed"
+	[ "$failed" -eq 0 ]
+	exit
+}
+step() { # step DESC CMD...: one host-side result; output shown only on failure
+	local desc=$1 log
+	shift
+	log=$(mktemp)
+	if "$@" >"$log" 2>&1; then pass "$desc"; else flunk "$desc"; sed 's/^/#   /' "$log" | tail -60; fi
+	rm -f "$log"
+}
+
+vm_only=0
+[ "${1:-}" = --vm-only ] && vm_only=1
+
+t0=$(date +%s)
+# --- Set-up and builds (a failure here stops everything: nothing after it could run) -------------
+if [ "${RVGPU_SKIP_SETUP:-0}" != 1 ]; then
+	bash scripts/setup.sh || { flunk "set-up (scripts/setup.sh)"; finish; }
+fi
+bash scripts/build-kernel.sh || { flunk "kernel build (scripts/build-kernel.sh)"; finish; }
+echo "# kernel ready after $(( $(date +%s) - t0 )) s"
+
+# The module is built with clippy: with the kernel's CONFIG_WERROR every rustc and clippy warning
+# is an error.
+if make -s CLIPPY=1 >build.log 2>&1; then
+	pass "rvgpu.ko builds warning-free with clippy"
+	rm -f build.log
+else
+	flunk "rvgpu.ko builds warning-free with clippy"
+	sed 's/^/#   /' build.log | tail -60
+	finish
+fi
+
+# --- Host-side checks --------------------------------------------------------------------------
+if [ $vm_only = 0 ]; then
+	step "rustfmt: the Rust sources are formatted" make -s rustfmtcheck
+	if [ -d scripts/tests ]; then
+		log=$(mktemp)
+		if python3 -m unittest discover -s scripts/tests -t . >"$log" 2>&1; then
+			pass "host unit tests (scripts/tests): $(grep -Eo '^Ran [0-9]+ tests?' "$log")"
+		else
+			flunk "host unit tests (scripts/tests)"
+			sed 's/^/#   /' "$log" | tail -60
+		fi
+		rm -f "$log"
+	fi
+fi
+
+# --- In-VM suites --------------------------------------------------------------------------------
+# vm_suite NAME VRAM-LIST [VM-OPTIONS...] -- TEST-SCRIPTS...
+vm_suite() {
+	local name=$1 vram=$2 opts=() tests=() v out rc plan got nok
+	shift 2
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do opts+=("$1"); shift; done
+	shift
+	tests=("$@")
+	for v in $vram; do opts+=(--vram "$v"); done
+	echo "# === VM suite: $name (boards: $vram)"
+	out=$(mktemp)
+	scripts/vm-run.sh "${opts[@]}" -- env RVGPU_TEST_VRAM="$vram" RVGPU_ROOT="$root" \
+		"$root/selftests/run-in-vm.sh" "${tests[@]}" 2>&1 | tee "$out"
+	rc=${PIPESTATUS[0]}
+	plan=$(grep -m1 -Eo '^1\.\.[0-9]+' "$out" | cut -c4-)
+	got=$(grep -cE '^ok [0-9]+ ' "$out")
+	nok=$(grep -cE '^not ok [0-9]+ ' "$out")
+	passed=$((passed + got))
+	failed=$((failed + nok))
+	if [ -z "$plan" ]; then
+		flunk "VM suite '$name': the VM did not run the tests (status $rc)"
+	elif [ $((got + nok)) -lt "$plan" ]; then
+		failed=$((failed + plan - got - nok))
+		echo "not ok - VM suite '$name': $((plan - got - nok)) of $plan results never reported (status $rc)"
+	elif [ "$rc" -ne 0 ] && [ "$nok" -eq 0 ]; then
+		flunk "VM suite '$name': exited with status $rc"
+	fi
+	rm -f "$out"
+}
+
+vm_suite "two bochs-display boards" "64M 256M" -- \
+	selftests/vm/10-bind.sh selftests/vm/20-types.py selftests/vm/30-lifecycle.py \
+	selftests/vm/40-random.py selftests/vm/50-mdevctl.sh
+vm_suite "one secondary-vga board" "512M" --board secondary-vga -- \
+	selftests/vm/10-bind.sh selftests/vm/20-types.py
+
+echo "# total time $(( $(date +%s) - t0 )) s"
+finish

@@ -1,0 +1,90 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# TAP helpers for the in-VM tests (sourced by every selftests/vm/*.sh).
+#
+# A test script declares how many results it will report (`plan N`), then reports each with
+# `ok`/`fail`/`check`. The runner (selftests/run-in-vm.sh) numbers results across scripts and
+# turns results a script never reported (it died, or a step hung) into failures.
+
+RVGPU_ROOT=${RVGPU_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+RVGPU_KO=${RVGPU_KO:-$RVGPU_ROOT/rvgpu.ko}
+: "${TAP_STATE:?run the tests through selftests/run-in-vm.sh}"
+
+_tap_next() {
+	local n
+	n=$(( $(cat "$TAP_STATE/count") + 1 ))
+	echo "$n" >"$TAP_STATE/count"
+	echo $(( $(cat "$TAP_STATE/script_count") + 1 )) >"$TAP_STATE/script_count"
+	echo "$n"
+}
+
+# plan N: this script reports N results.
+plan() { echo "$1" >"$TAP_STATE/script_plan"; }
+
+# ok DESC: a passing result.
+ok() { echo "ok $(_tap_next) - $*"; }
+
+# fail DESC [DIAGNOSTIC...]: a failing result, with diagnostic lines.
+fail() {
+	local desc=$1
+	shift
+	echo "not ok $(_tap_next) - $desc"
+	local line
+	for line in "$@"; do
+		printf '%s\n' "$line" | sed 's/^/#   /'
+	done
+	echo 1 >"$TAP_STATE/failed"
+}
+
+# check DESC CMD...: runs CMD; passes if it exits 0, else fails with its output.
+check() {
+	local desc=$1 out
+	shift
+	if out=$("$@" 2>&1); then
+		ok "$desc"
+	else
+		fail "$desc" "command: $*" "$out"
+	fi
+}
+
+# expect_errno DESC ERRNO-NAME CMD...: CMD must fail, and its message must name the errno
+# (shell redirections report strerror text, e.g. "Invalid argument").
+expect_errno() {
+	local desc=$1 want=$2 out text
+	shift 2
+	text=$(errno_text "$want")
+	if out=$("$@" 2>&1); then
+		fail "$desc" "expected $want, but the command succeeded: $*"
+	elif printf '%s' "$out" | grep -qF "$text"; then
+		ok "$desc"
+	else
+		fail "$desc" "expected $want ($text), got: $out"
+	fi
+}
+
+errno_text() {
+	python3 -c 'import errno, os, sys; print(os.strerror(getattr(errno, sys.argv[1])))' "$1"
+}
+
+# diag LINE...: a comment line in the TAP stream.
+diag() { printf '# %s\n' "$*"; }
+
+# Kernel log since the test script started (the runner clears nothing; scripts mark positions).
+dmesg_mark() { dmesg | wc -l; }
+dmesg_since() { dmesg | tail -n +$(( $1 + 1 )); }
+
+# Module helpers.
+load_rvgpu() {
+	modprobe -a vfio mdev >/dev/null 2>&1 || true
+	insmod "$RVGPU_KO" "$@"
+}
+unload_rvgpu() { rmmod rvgpu; }
+
+# The PCI addresses of the Bochs boards (1234:1111), in bus order.
+bochs_boards() {
+	local d
+	for d in /sys/bus/pci/devices/*; do
+		[ "$(cat "$d/vendor")" = 0x1234 ] && [ "$(cat "$d/device")" = 0x1111 ] && basename "$d"
+	done
+	return 0
+}

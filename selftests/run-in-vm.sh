@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Runs in-VM test scripts (selftests/vm/*.sh, or the ones named) and prints one TAP stream.
+# Runs inside the test VM (scripts/vm-run.sh). Exit status: 0 only if every planned result
+# was reported and passed.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+export RVGPU_ROOT=${RVGPU_ROOT:-$(cd "$here/.." && pwd)}
+TAP_STATE=$(mktemp -d)
+export TAP_STATE
+echo 0 >"$TAP_STATE/count"
+echo 0 >"$TAP_STATE/failed"
+
+# A script's plan: `plan N` (bash, selftests/lib.sh) or `PLAN = N` (Python, selftests/rvgpu.py).
+planned_count() { sed -nE 's/^(plan |PLAN = )([0-9]+).*/\2/p' "$1" | head -1; }
+
+scripts=("$@")
+if [ ${#scripts[@]} -eq 0 ]; then shopt -s nullglob; scripts=("$here"/vm/*.sh "$here"/vm/*.py); shopt -u nullglob; fi
+
+# The plan: every script states its own count in a `plan N` line near its top.
+total=0
+for s in "${scripts[@]}"; do
+	n=$(planned_count "$s")
+	[ -n "$n" ] || { echo "Bail out! $s has no 'plan N' / 'PLAN = N' line"; exit 2; }
+	total=$((total + n))
+done
+echo "TAP version 13"
+echo "1..$total"
+
+per_test_timeout=${RVGPU_TEST_TIMEOUT:-600}
+for s in "${scripts[@]}"; do
+	name=$(basename "$s")
+	echo "# --- $name"
+	echo 0 >"$TAP_STATE/script_count"
+	echo 0 >"$TAP_STATE/script_plan"
+	case "$s" in
+	*.py) timeout --foreground "$per_test_timeout" python3 "$s" ;;
+	*) timeout --foreground "$per_test_timeout" bash "$s" ;;
+	esac
+	rc=$?
+	planned=$(planned_count "$s")
+	got=$(cat "$TAP_STATE/script_count")
+	if [ "$rc" -ne 0 ] || [ "$got" -ne "$planned" ]; then
+		reason="exited with status $rc after reporting $got of $planned results"
+		[ "$rc" -eq 124 ] && reason="timed out after ${per_test_timeout}s, $got of $planned results reported"
+		missing=$((planned - got))
+		[ $missing -ge 1 ] || missing=1
+		for _ in $(seq "$missing"); do
+			n=$(( $(cat "$TAP_STATE/count") + 1 ))
+			echo "$n" >"$TAP_STATE/count"
+			echo "not ok $n - $name: $reason"
+		done
+		echo 1 >"$TAP_STATE/failed"
+	fi
+done
+
+count=$(cat "$TAP_STATE/count")
+failed=$(cat "$TAP_STATE/failed")
+rm -rf "$TAP_STATE"
+[ "$count" -eq "$total" ] && [ "$failed" -eq 0 ]

@@ -1,0 +1,207 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Helpers for the in-VM tests written in Python: TAP results shared with selftests/lib.sh,
+sysfs access to rvgpu's GPUs and vGPUs, opening a vGPU through VFIO, reading VRAM."""
+
+import errno
+import fcntl
+import mmap
+import os
+import struct
+import subprocess
+import uuid as uuidlib
+
+ROOT = os.environ.get("RVGPU_ROOT") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STATE = os.environ["TAP_STATE"]
+PCI_DRV = "/sys/bus/pci/drivers/nvidia"
+MDEV_DEVICES = "/sys/bus/mdev/devices"
+MIB = 1 << 20
+
+
+# --- TAP (shares the counters of selftests/lib.sh) -----------------------------------------
+def _bump(name):
+    path = os.path.join(STATE, name)
+    with open(path) as f:
+        n = int(f.read().strip() or 0) + 1
+    with open(path, "w") as f:
+        f.write(f"{n}\n")
+    return n
+
+
+def ok(desc):
+    _bump("script_count")
+    print(f"ok {_bump('count')} - {desc}", flush=True)
+
+
+def fail(desc, *diag):
+    _bump("script_count")
+    print(f"not ok {_bump('count')} - {desc}", flush=True)
+    for d in diag:
+        for line in str(d).splitlines():
+            print(f"#   {line}", flush=True)
+    with open(os.path.join(STATE, "failed"), "w") as f:
+        f.write("1\n")
+
+
+def check(desc, cond, *diag):
+    if cond:
+        ok(desc)
+    else:
+        fail(desc, *diag)
+    return cond
+
+
+def diag(msg):
+    for line in str(msg).splitlines():
+        print(f"# {line}", flush=True)
+
+
+# --- Shell and sysfs ------------------------------------------------------------------------
+def sh(cmd, check=True):
+    r = subprocess.run(cmd, shell=True, capture_output=True, text=True)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{cmd}: status {r.returncode}: {r.stderr.strip()}")
+    return r.stdout
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def write(path, data):
+    """Writes like `echo data > path`; returns 0 or the errno."""
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except OSError as e:
+        return e.errno
+    try:
+        os.write(fd, data.encode() if isinstance(data, str) else data)
+        return 0
+    except OSError as e:
+        return e.errno
+    finally:
+        os.close(fd)
+
+
+def errname(e):
+    return errno.errorcode.get(e, str(e)) if e else "success"
+
+
+def dmesg_lines():
+    return sh("dmesg").splitlines()
+
+
+def load_rvgpu():
+    sh("modprobe -a vfio mdev")
+    sh(f"insmod {ROOT}/rvgpu.ko")
+
+
+def unload_rvgpu():
+    sh("rmmod rvgpu")
+
+
+def gpus():
+    """The PCI addresses of the bound GPUs, in bus order."""
+    return sorted(d for d in os.listdir(PCI_DRV) if d.startswith("0000:"))
+
+
+def types_dir(gpu):
+    return f"/sys/bus/pci/devices/{gpu}/mdev_supported_types"
+
+
+def types(gpu):
+    """{type dir name: attributes} for a GPU."""
+    out = {}
+    base = types_dir(gpu)
+    for t in sorted(os.listdir(base)):
+        d = os.path.join(base, t)
+        out[t] = {a: read(os.path.join(d, a)).rstrip("\n")
+                  for a in ("name", "description", "available_instances", "device_api")}
+    return out
+
+
+def available(gpu, type_name):
+    return int(read(f"{types_dir(gpu)}/{type_name}/available_instances"))
+
+
+def create(gpu, type_name, uuid=None):
+    """Creates a vGPU; returns (errno or 0, uuid)."""
+    uuid = uuid or str(uuidlib.uuid4())
+    return write(f"{types_dir(gpu)}/{type_name}/create", uuid + "\n"), uuid
+
+
+def remove(uuid):
+    return write(f"{MDEV_DEVICES}/{uuid}/remove", "1\n")
+
+
+def instances():
+    return sorted(os.listdir(MDEV_DEVICES)) if os.path.isdir(MDEV_DEVICES) else []
+
+
+def gpu_attr(gpu, name):
+    return read(f"/sys/bus/pci/devices/{gpu}/nvidia/{name}")
+
+
+def placement(gpu):
+    """[(offset_mib, size_mib, type or 'free', uuid or None)] from nvidia/placement."""
+    rows = []
+    for line in gpu_attr(gpu, "placement").splitlines():
+        f = line.split()
+        off, size = int(f[0].rstrip("M")), int(f[1].rstrip("M"))
+        if f[2] == "free":
+            rows.append((off, size, "free", None))
+        else:
+            rows.append((off, size, f[2], f[-1]))
+    return rows
+
+
+def describe_table(vram):
+    """{type id: (name, description)} expected for a board with `vram` (e.g. '256M'), from the
+    type tables through the generator's --describe mode."""
+    out = sh(f"python3 {ROOT}/scripts/gen-types.py --describe {ROOT}/mdev_types/bochs.types")
+    table = {}
+    for line in out.splitlines():
+        v, tid, name, desc = line.split("\t")
+        if v == vram:
+            table[int(tid)] = (name, desc)
+    return table
+
+
+# --- VFIO (the group/container path, like QEMU's sysfsdev=) -----------------------------------
+VFIO_GET_API_VERSION = 0x3B64
+VFIO_SET_IOMMU = 0x3B66
+VFIO_GROUP_SET_CONTAINER = 0x3B68
+VFIO_GROUP_GET_DEVICE_FD = 0x3B6A
+VFIO_TYPE1v2_IOMMU = 3
+
+
+class VfioDevice:
+    """Opens an mdev through its IOMMU group and a type1 container (what QEMU does)."""
+
+    def __init__(self, uuid):
+        group = os.path.basename(os.readlink(f"{MDEV_DEVICES}/{uuid}/iommu_group"))
+        self.container = os.open("/dev/vfio/vfio", os.O_RDWR)
+        self.group = os.open(f"/dev/vfio/{group}", os.O_RDWR)
+        fcntl.ioctl(self.group, VFIO_GROUP_SET_CONTAINER, struct.pack("i", self.container))
+        fcntl.ioctl(self.container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU)
+        buf = bytearray(uuid.encode() + b"\0")
+        self.fd = fcntl.ioctl(self.group, VFIO_GROUP_GET_DEVICE_FD, buf, True)
+
+    def close(self):
+        for fd in (self.fd, self.group, self.container):
+            os.close(fd)
+
+
+# --- The physical VRAM, from the host side ----------------------------------------------------
+class Vram:
+    """The physical GPU's BAR0 through sysfs resource0 (needs iomem=relaxed)."""
+
+    def __init__(self, gpu):
+        path = f"/sys/bus/pci/devices/{gpu}/resource0"
+        self.size = os.path.getsize(path)
+        self.fd = os.open(path, os.O_RDWR | os.O_SYNC)
+        self.map = mmap.mmap(self.fd, self.size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+
+    def close(self):
+        self.map.close()
+        os.close(self.fd)
