@@ -63,7 +63,13 @@ impl Device {
     /// The instance's UUID, as bytes in the order of its text form.
     pub(crate) fn uuid(&self) -> [u8; 16] {
         // SAFETY: By the type invariant the `mdev_device` is valid; the UUID is set before probe.
-        unsafe { (*self.0.get()).uuid.b }
+        let g = unsafe { (*self.0.get()).uuid.b };
+        // The mdev core keeps a `guid_t` (parsed with `guid_parse()`, printed with `%pUl`): its
+        // first three fields are little-endian.
+        [
+            g[3], g[2], g[1], g[0], g[5], g[4], g[7], g[6], g[8], g[9], g[10], g[11], g[12], g[13],
+            g[14], g[15],
+        ]
     }
 
     /// The instance's `struct device`.
