@@ -34,6 +34,15 @@ pub(crate) trait Board: Send + Sync {
     /// Fills `len` bytes of VRAM at `offset` with zeros (scrubbing a slice before reuse).
     /// Fails with `ENODEV` once the board is unbound, `EINVAL` outside the VRAM.
     fn vram_clear(&self, offset: u64, len: u64) -> Result;
+
+    /// Reads VRAM at `offset` into `buf` (at most a few KiB at a time). Errors as `vram_clear`.
+    fn vram_read(&self, offset: u64, buf: &mut [u8]) -> Result;
+
+    /// Writes `data` into VRAM at `offset` (at most a few KiB at a time). Errors as `vram_clear`.
+    fn vram_write(&self, offset: u64, data: &[u8]) -> Result;
+
+    /// The physical (bus) address of the VRAM, for mapping slices of it into user space.
+    fn vram_phys(&self) -> u64;
 }
 
 /// The identification line a board logs when it binds.

@@ -19,9 +19,12 @@ use crate::vfio::{
     Device,
 };
 
+mod config;
+mod edid;
 mod gpu;
 mod instance;
 mod params;
+mod regs;
 mod types;
 mod vram;
 
@@ -47,10 +50,15 @@ const DEVICE_ATTRS: Group = Group {
             name: c"vm_name",
             writable: false,
         },
+        Attr {
+            name: c"display",
+            writable: false,
+        },
     ],
 };
 const ATTR_VGPU_PARAMS: usize = 0;
 const ATTR_VM_NAME: usize = 1;
+const ATTR_DISPLAY: usize = 2;
 
 /// Files of the `nvidia/` directory on the physical GPU.
 const PARENT_ATTRS: Group = Group {
@@ -105,6 +113,7 @@ impl mdev::Driver for VgpuDriver {
         match index {
             ATTR_VGPU_PARAMS => dev.show_params(out),
             ATTR_VM_NAME => dev.show_vm_name(out),
+            ATTR_DISPLAY => dev.show_display(out),
             _ => Err(EINVAL),
         }
     }

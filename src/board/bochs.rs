@@ -48,6 +48,7 @@ pub(super) struct Bochs {
     /// The MMIO registers (BAR2).
     _mmio: pci::DevresBar<MMIO_SIZE>,
     vram_size: u64,
+    vram_phys: u64,
     dispi_id: u16,
 }
 
@@ -83,7 +84,9 @@ impl Bochs {
             .iomap_region(0, c"rvgpu/vram")
             .inspect_err(|e| dev_err!(pdev, "cannot map the VRAM BAR (BAR0): {:?}\n", e))?;
 
+        let vram_phys = pdev.resource_start(0)?;
         Ok(Self {
+            vram_phys,
             vram: vram.into_devres()?,
             _mmio: mmio.into_devres()?,
             vram_size,
@@ -121,6 +124,57 @@ impl Board for Bochs {
                 bar.try_write64(0, usize::try_from(pos)?)?;
                 pos += 8;
             }
+        }
+        Ok(())
+    }
+
+    fn vram_read(&self, offset: u64, buf: &mut [u8]) -> Result {
+        self.check_range(offset, buf.len())?;
+        let bar = self.vram.try_access().ok_or(ENODEV)?;
+        let base = usize::try_from(offset)?;
+        let mut i = 0;
+        while i < buf.len() {
+            let at = base + i;
+            if at % 4 == 0 && buf.len() - i >= 4 {
+                buf[i..i + 4].copy_from_slice(&bar.try_read32(at)?.to_le_bytes());
+                i += 4;
+            } else {
+                buf[i] = bar.try_read8(at)?;
+                i += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn vram_write(&self, offset: u64, data: &[u8]) -> Result {
+        self.check_range(offset, data.len())?;
+        let bar = self.vram.try_access().ok_or(ENODEV)?;
+        let base = usize::try_from(offset)?;
+        let mut i = 0;
+        while i < data.len() {
+            let at = base + i;
+            if at % 4 == 0 && data.len() - i >= 4 {
+                let v = u32::from_le_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
+                bar.try_write32(v, at)?;
+                i += 4;
+            } else {
+                bar.try_write8(data[i], at)?;
+                i += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn vram_phys(&self) -> u64 {
+        self.vram_phys
+    }
+}
+
+impl Bochs {
+    fn check_range(&self, offset: u64, len: usize) -> Result {
+        let end = offset.checked_add(len as u64).ok_or(EINVAL)?;
+        if end > self.vram_size {
+            return Err(EINVAL);
         }
         Ok(())
     }

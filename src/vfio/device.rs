@@ -18,15 +18,55 @@ use kernel::{
     device,
     error::{
         from_result,
-        to_result, //
+        to_result,
+        VTABLE_DEFAULT_ERROR, //
     },
+    mm::virt::VmaNew,
     prelude::*,
-    str::as_char_ptr_in_const_context, //
+    str::as_char_ptr_in_const_context,
+    uaccess::{
+        UserSlice,
+        UserSliceReader,
+        UserSliceWriter, //
+    }, //
 };
 
 use super::bindings;
 
+/// What `VFIO_DEVICE_GET_INFO` reports.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DeviceInfo {
+    /// `VFIO_DEVICE_FLAGS_*`.
+    pub(crate) flags: u32,
+    pub(crate) num_regions: u32,
+    pub(crate) num_irqs: u32,
+}
+
+/// What `VFIO_DEVICE_GET_REGION_INFO` reports for one region.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RegionInfo {
+    /// Where the region starts in the device file.
+    pub(crate) offset: u64,
+    pub(crate) size: u64,
+    /// `VFIO_REGION_INFO_FLAG_*` (`READ`, `WRITE`, `MMAP`).
+    pub(crate) flags: u32,
+    /// The part of the region that can be mmapped (offset and size inside the region), reported
+    /// as a sparse-mmap capability; `None` when the whole region can be (or none of it).
+    pub(crate) sparse_mmap: Option<(u64, u64)>,
+}
+
+/// What `VFIO_DEVICE_GET_IRQ_INFO` reports for one interrupt index.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct IrqInfo {
+    /// `VFIO_IRQ_INFO_*`.
+    pub(crate) flags: u32,
+    pub(crate) count: u32,
+}
+
 /// The callbacks of a VFIO device, implemented by the driver's per-device data.
+///
+/// The standard `VFIO_DEVICE_*` ioctls are decoded here (with the `argsz` checks the VFIO uapi
+/// prescribes) and end in the typed methods; any other ioctl fails with `ENOTTY`.
 #[vtable]
 pub(crate) trait DeviceOps: Sized + Send + Sync {
     /// The driver name the VFIO core shows.
@@ -39,6 +79,73 @@ pub(crate) trait DeviceOps: Sized + Send + Sync {
 
     /// The last file descriptor for the device was closed.
     fn close(_this: &Device<Self>) {}
+
+    /// `VFIO_DEVICE_GET_INFO`.
+    fn info(this: &Device<Self>) -> DeviceInfo;
+
+    /// `VFIO_DEVICE_GET_REGION_INFO` for region `index`.
+    fn region_info(this: &Device<Self>, index: u32) -> Result<RegionInfo>;
+
+    /// `VFIO_DEVICE_GET_IRQ_INFO` for interrupt index `index`.
+    fn irq_info(_this: &Device<Self>, _index: u32) -> Result<IrqInfo> {
+        Ok(IrqInfo::default())
+    }
+
+    /// `VFIO_DEVICE_RESET`.
+    fn reset(_this: &Device<Self>) -> Result {
+        Err(ENOTTY)
+    }
+
+    /// `read(2)` at device-file `offset`, into `out` (its length is the request).
+    fn read(_this: &Device<Self>, _offset: u64, _out: &mut UserSliceWriter) -> Result<usize> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// `write(2)` at device-file `offset`, from `data` (its length is the request).
+    fn write(_this: &Device<Self>, _offset: u64, _data: &mut UserSliceReader) -> Result<usize> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// `mmap(2)` of the device file.
+    fn mmap(_this: &Device<Self>, _vma: &Mmap<'_>) -> Result {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+}
+
+/// A new mapping of the device file being set up by `mmap(2)`.
+pub(crate) struct Mmap<'a> {
+    vma: &'a VmaNew,
+}
+
+impl Mmap<'_> {
+    /// The offset into the device file, in bytes.
+    pub(crate) fn offset(&self) -> u64 {
+        // SAFETY: The VMA is valid for the duration of the mmap callback.
+        let pgoff = unsafe { (*self.vma.as_ptr()).vm_pgoff };
+        (pgoff as u64) << kernel::page::PAGE_SHIFT
+    }
+
+    /// The length of the mapping, in bytes.
+    pub(crate) fn len(&self) -> u64 {
+        (self.vma.end() - self.vma.start()) as u64
+    }
+
+    /// Whether the mapping is shared (`MAP_SHARED`), as a device mapping must be.
+    pub(crate) fn is_shared(&self) -> bool {
+        self.vma.flags() & kernel::mm::virt::flags::SHARED != 0
+    }
+
+    /// Maps the whole range onto the physical memory at `phys` (I/O memory, write-combining).
+    pub(crate) fn remap_io_wc(&self, phys: u64) -> Result {
+        if phys % kernel::page::PAGE_SIZE as u64 != 0 {
+            return Err(EINVAL);
+        }
+        let pfn = usize::try_from(phys >> kernel::page::PAGE_SHIFT)?;
+        let len = usize::try_from(self.len())?;
+        // SAFETY: The VMA is being set up by mmap, so its flags and protection may be changed and
+        // its range populated; the caller maps only memory its device owns.
+        to_result(unsafe { bindings::rvgpu_remap_io_wc(self.vma.as_ptr(), pfn, len) })
+    }
 }
 
 /// A VFIO device and the driver data that follows it in the same allocation.
@@ -219,8 +326,177 @@ impl<T: DeviceOps> OpsTable<T> {
         detach_ioas: Some(bindings::vfio_iommufd_emulated_detach_ioas),
         open_device: Some(Self::open_device),
         close_device: Some(Self::close_device),
+        read: if T::HAS_READ { Some(Self::read) } else { None },
+        write: if T::HAS_WRITE {
+            Some(Self::write)
+        } else {
+            None
+        },
+        mmap: if T::HAS_MMAP { Some(Self::mmap) } else { None },
+        ioctl: Some(Self::ioctl),
+        get_region_info_caps: Some(Self::get_region_info_caps),
         ..pin_init::zeroed()
     };
+
+    /// # Safety
+    ///
+    /// Called by the VFIO core with a registered device and a user buffer of `count` bytes.
+    unsafe extern "C" fn read(
+        vdev: *mut bindings::vfio_device,
+        buf: *mut c_char,
+        count: usize,
+        ppos: *mut bindings::loff_t,
+    ) -> isize {
+        // SAFETY: A registered device of these ops is a live `Device<T>`.
+        let this = unsafe { Device::<T>::from_raw(vdev) };
+        // SAFETY: `ppos` is the file position the VFIO core passes.
+        let pos = unsafe { *ppos };
+        let mut out = UserSlice::new(UserPtr::from_ptr(buf.cast()), count).writer();
+        let r = u64::try_from(pos)
+            .map_err(|_| EINVAL)
+            .and_then(|off| T::read(this, off, &mut out));
+        match r {
+            Ok(n) => {
+                // SAFETY: See above; `n <= count`.
+                unsafe { *ppos = pos + n as bindings::loff_t };
+                n as isize
+            }
+            Err(e) => e.to_errno() as isize,
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFIO core with a registered device and a user buffer of `count` bytes.
+    unsafe extern "C" fn write(
+        vdev: *mut bindings::vfio_device,
+        buf: *const c_char,
+        count: usize,
+        ppos: *mut bindings::loff_t,
+    ) -> isize {
+        // SAFETY: A registered device of these ops is a live `Device<T>`.
+        let this = unsafe { Device::<T>::from_raw(vdev) };
+        // SAFETY: `ppos` is the file position the VFIO core passes.
+        let pos = unsafe { *ppos };
+        let mut data = UserSlice::new(UserPtr::from_ptr(buf.cast_mut().cast()), count).reader();
+        let r = u64::try_from(pos)
+            .map_err(|_| EINVAL)
+            .and_then(|off| T::write(this, off, &mut data));
+        match r {
+            Ok(n) => {
+                // SAFETY: See above; `n <= count`.
+                unsafe { *ppos = pos + n as bindings::loff_t };
+                n as isize
+            }
+            Err(e) => e.to_errno() as isize,
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFIO core with a registered device and a VMA being set up.
+    unsafe extern "C" fn mmap(
+        vdev: *mut bindings::vfio_device,
+        vma: *mut bindings::vm_area_struct,
+    ) -> c_int {
+        // SAFETY: A registered device of these ops is a live `Device<T>`.
+        let this = unsafe { Device::<T>::from_raw(vdev) };
+        // SAFETY: The VFIO core passes a VMA undergoing initial setup for this mapping.
+        let vma = unsafe { VmaNew::from_raw(vma.cast()) };
+        from_result(|| T::mmap(this, &Mmap { vma }).map(|()| 0))
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFIO core with a registered device; `info.index` comes from user space.
+    unsafe extern "C" fn get_region_info_caps(
+        vdev: *mut bindings::vfio_device,
+        info: *mut bindings::vfio_region_info,
+        caps: *mut bindings::vfio_info_cap,
+    ) -> c_int {
+        // SAFETY: A registered device of these ops is a live `Device<T>`.
+        let this = unsafe { Device::<T>::from_raw(vdev) };
+        from_result(|| {
+            // SAFETY: The VFIO core passes its own kernel copy of the user's request.
+            let info = unsafe { &mut *info };
+            let r = T::region_info(this, info.index)?;
+            info.offset = r.offset;
+            info.size = r.size;
+            info.flags = r.flags;
+            if let Some((offset, size)) = r.sparse_mmap {
+                let mut cap = SparseMmapCap {
+                    header: bindings::vfio_info_cap_header {
+                        id: bindings::VFIO_REGION_INFO_CAP_SPARSE_MMAP as u16,
+                        version: 1,
+                        next: 0,
+                    },
+                    nr_areas: 1,
+                    reserved: 0,
+                    area: bindings::vfio_region_sparse_mmap_area { offset, size },
+                };
+                // SAFETY: `caps` is the VFIO core's capability list for this request; the
+                // capability is copied, `cap` only needs to live for the call.
+                to_result(unsafe {
+                    bindings::vfio_info_add_capability(
+                        caps,
+                        &raw mut cap.header,
+                        size_of::<SparseMmapCap>(),
+                    )
+                })?;
+            }
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFIO core with a registered device; `arg` is an untrusted user value.
+    unsafe extern "C" fn ioctl(
+        vdev: *mut bindings::vfio_device,
+        cmd: c_uint,
+        arg: c_ulong,
+    ) -> c_long {
+        // SAFETY: A registered device of these ops is a live `Device<T>`.
+        let this = unsafe { Device::<T>::from_raw(vdev) };
+        let user = UserPtr::from_addr(arg);
+        let r = match cmd {
+            bindings::RVGPU_VFIO_DEVICE_GET_INFO => Self::get_info(this, user),
+            bindings::RVGPU_VFIO_DEVICE_GET_IRQ_INFO => Self::get_irq_info(this, user),
+            bindings::RVGPU_VFIO_DEVICE_RESET => T::reset(this),
+            _ => Err(ENOTTY),
+        };
+        match r {
+            Ok(()) => 0,
+            Err(e) => e.to_errno() as c_long,
+        }
+    }
+
+    fn get_info(this: &Device<T>, user: UserPtr) -> Result {
+        let mut info: bindings::vfio_device_info = pin_init::zeroed();
+        let minsz = core::mem::offset_of!(bindings::vfio_device_info, num_irqs) + size_of::<u32>();
+        read_user(user, &mut info, minsz)?;
+        if (info.argsz as usize) < minsz {
+            return Err(EINVAL);
+        }
+        let i = T::info(this);
+        info.flags = i.flags;
+        info.num_regions = i.num_regions;
+        info.num_irqs = i.num_irqs;
+        write_user(user, &info, minsz)
+    }
+
+    fn get_irq_info(this: &Device<T>, user: UserPtr) -> Result {
+        let mut info: bindings::vfio_irq_info = pin_init::zeroed();
+        let minsz = core::mem::offset_of!(bindings::vfio_irq_info, count) + size_of::<u32>();
+        read_user(user, &mut info, minsz)?;
+        if (info.argsz as usize) < minsz {
+            return Err(EINVAL);
+        }
+        let i = T::irq_info(this, info.index)?;
+        info.flags = i.flags;
+        info.count = i.count;
+        write_user(user, &info, minsz)
+    }
 
     /// # Safety
     ///
@@ -254,4 +530,53 @@ impl<T: DeviceOps> OpsTable<T> {
         let this = unsafe { Device::<T>::from_raw(vdev) };
         T::close(this);
     }
+}
+
+/// A sparse-mmap capability with one area: `struct vfio_region_info_cap_sparse_mmap` with its
+/// flexible array of areas spelled out.
+#[repr(C)]
+struct SparseMmapCap {
+    header: bindings::vfio_info_cap_header,
+    nr_areas: u32,
+    reserved: u32,
+    area: bindings::vfio_region_sparse_mmap_area,
+}
+
+const _: () = assert!(
+    core::mem::offset_of!(SparseMmapCap, area)
+        == size_of::<bindings::vfio_region_info_cap_sparse_mmap>()
+);
+
+/// The VFIO uapi structures this file copies to and from user space.
+///
+/// # Safety
+///
+/// Implementors are plain C structures of integers, valid for every bit pattern.
+unsafe trait UapiStruct: Sized {}
+
+// SAFETY: A C structure of `__u32` fields.
+unsafe impl UapiStruct for bindings::vfio_device_info {}
+// SAFETY: A C structure of `__u32` fields.
+unsafe impl UapiStruct for bindings::vfio_irq_info {}
+
+/// Reads the first `len` bytes of a uapi structure from user space.
+fn read_user<S: UapiStruct>(user: UserPtr, s: &mut S, len: usize) -> Result {
+    if len > size_of::<S>() {
+        return Err(EINVAL);
+    }
+    // SAFETY: `s` is a valid, exclusively borrowed `S` of at least `len` bytes; every bit pattern
+    // is a valid `S` (`UapiStruct`), so its bytes may be overwritten.
+    let bytes = unsafe { core::slice::from_raw_parts_mut(core::ptr::from_mut(s).cast(), len) };
+    UserSlice::new(user, len).reader().read_slice(bytes)
+}
+
+/// Writes the first `len` bytes of a uapi structure to user space.
+fn write_user<S: UapiStruct>(user: UserPtr, s: &S, len: usize) -> Result {
+    if len > size_of::<S>() {
+        return Err(EINVAL);
+    }
+    // SAFETY: `s` is a valid `S` of at least `len` bytes, made of integers (no padding reads
+    // of uninitialised memory: the uapi structures have none in their first `len` bytes).
+    let bytes = unsafe { core::slice::from_raw_parts(core::ptr::from_ref(s).cast::<u8>(), len) };
+    UserSlice::new(user, len).writer().write_slice(bytes)
 }

@@ -3,6 +3,7 @@
  * Out-of-line copies of static inline functions and macros of the C VFIO/mdev API, for the Rust
  * layer in src/vfio/ (Rust can only call real symbols).
  */
+#include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/mdev.h>
 #include <linux/vfio.h>
@@ -19,7 +20,14 @@ void rvgpu_vfio_put_device(struct vfio_device *vdev)
 	vfio_put_device(vdev);
 }
 
-struct device *rvgpu_mdev_dev(struct mdev_device *mdev)
+
+/*
+ * Maps I/O memory (a device BAR) into a VMA being set up by mmap, write-combining, the way
+ * vfio-pci maps BARs: VM_IO | VM_PFNMAP, not expandable, not dumped.
+ */
+int rvgpu_remap_io_wc(struct vm_area_struct *vma, unsigned long pfn, unsigned long size)
 {
-	return mdev_dev(mdev);
+	vm_flags_set(vma, VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP);
+	vma->vm_page_prot = pgprot_writecombine(vma->vm_page_prot);
+	return io_remap_pfn_range(vma, vma->vm_start, pfn, size, vma->vm_page_prot);
 }

@@ -10,9 +10,10 @@ struct module;
 struct vfio_device;
 struct mdev_device;
 struct device;
+struct vm_area_struct;
 
 struct module *rvgpu_this_module(void);
 void rvgpu_vfio_put_device(struct vfio_device *vdev);
-struct device *rvgpu_mdev_dev(struct mdev_device *mdev);
+int rvgpu_remap_io_wc(struct vm_area_struct *vma, unsigned long pfn, unsigned long size);
 
 #endif

@@ -13,10 +13,20 @@ use kernel::{
 };
 
 use super::{
+    config::{
+        self,
+        ConfigSpace, //
+    },
+    edid,
     gpu::Gpu,
     params::{
         self,
         Params, //
+    },
+    regs::{
+        self,
+        Effect,
+        Regs, //
     },
     types::VgpuType,
     vram::{
@@ -26,11 +36,41 @@ use super::{
 };
 use crate::vfio::{
     self,
+    bindings as vb,
+    device::{
+        DeviceInfo,
+        IrqInfo,
+        Mmap,
+        RegionInfo, //
+    },
     mdev,
     sysfs::SysfsBuf,
     Device,
     DeviceOps, //
 };
+use kernel::{
+    new_spinlock,
+    sync::SpinLock,
+    uaccess::{
+        UserSliceReader,
+        UserSliceWriter, //
+    },
+};
+
+/// Device-file offsets: region index in the top bits, as vfio-pci does.
+const REGION_SHIFT: u32 = 40;
+const REGION_MASK: u64 = (1 << REGION_SHIFT) - 1;
+const REGION_FB: u32 = vb::VFIO_PCI_BAR0_REGION_INDEX;
+const REGION_MMIO: u32 = vb::VFIO_PCI_BAR2_REGION_INDEX;
+const REGION_CONFIG: u32 = vb::VFIO_PCI_CONFIG_REGION_INDEX;
+/// Framebuffer reads and writes through the device file go through a buffer of this size.
+const FB_CHUNK: usize = 256;
+
+/// The emulated hardware state of a vGPU, touched from the access path (no sleeping there).
+struct Hw {
+    config: ConfigSpace,
+    regs: Regs,
+}
 
 /// A vGPU's VRAM slice; dropping it scrubs the slice and returns it to the board.
 struct SliceGuard {
@@ -62,6 +102,8 @@ pub(crate) struct Vgpu {
     slice: SliceGuard,
     #[pin]
     state: Mutex<State>,
+    #[pin]
+    hw: SpinLock<Hw>,
 }
 
 impl Vgpu {
@@ -113,9 +155,30 @@ impl Vgpu {
             gpu: gpu.clone(),
             slice,
         };
+        let limits = regs::Limits {
+            max_width: vtype.max_width,
+            max_height: vtype.max_height,
+            fb_size: u32::try_from(vtype.usable_bytes())?,
+            heads: vtype.heads,
+            frl_fps: vtype.frl_fps,
+        };
+        let mut edid = [0u8; edid::BLOCK];
+        edid::generate(
+            &mut edid,
+            vtype.id,
+            vtype.name.to_bytes(),
+            vtype.heads,
+            vtype.max_width,
+            vtype.max_height,
+        );
+        let fb_bar = u32::try_from(vtype.profile_bytes())?;
         Ok(try_pin_init!(Self {
             vtype,
             slice,
+            hw <- new_spinlock!(Hw {
+                config: ConfigSpace::new(fb_bar),
+                regs: Regs::new(limits, edid),
+            }),
             state <- new_mutex!(State {
                 open: false,
                 params: Params::default(),
@@ -147,6 +210,219 @@ impl DeviceOps for Vgpu {
         let mut st = this.state.lock();
         st.open = false;
         st.vm_name.clear();
+    }
+
+    fn info(_this: &Device<Self>) -> DeviceInfo {
+        DeviceInfo {
+            flags: vb::VFIO_DEVICE_FLAGS_PCI | vb::VFIO_DEVICE_FLAGS_RESET,
+            num_regions: vb::VFIO_PCI_NUM_REGIONS,
+            num_irqs: vb::VFIO_PCI_NUM_IRQS,
+        }
+    }
+
+    fn region_info(this: &Device<Self>, index: u32) -> Result<RegionInfo> {
+        if index >= vb::VFIO_PCI_NUM_REGIONS {
+            return Err(EINVAL);
+        }
+        let rw = vb::VFIO_REGION_INFO_FLAG_READ | vb::VFIO_REGION_INFO_FLAG_WRITE;
+        let mut info = RegionInfo {
+            offset: u64::from(index) << REGION_SHIFT,
+            ..RegionInfo::default()
+        };
+        match index {
+            REGION_FB => {
+                info.size = this.vtype.profile_bytes();
+                info.flags = rw | vb::VFIO_REGION_INFO_FLAG_MMAP;
+                // Only the usable part maps; the reservation at the end is the host's.
+                info.sparse_mmap = Some((0, this.vtype.usable_bytes()));
+            }
+            REGION_MMIO => {
+                info.size = regs::SIZE as u64;
+                info.flags = rw;
+            }
+            REGION_CONFIG => {
+                info.size = config::SIZE as u64;
+                info.flags = rw;
+            }
+            _ => {}
+        }
+        Ok(info)
+    }
+
+    fn irq_info(_this: &Device<Self>, index: u32) -> Result<IrqInfo> {
+        if index >= vb::VFIO_PCI_NUM_IRQS {
+            return Err(EINVAL);
+        }
+        Ok(IrqInfo::default())
+    }
+
+    fn reset(this: &Device<Self>) -> Result {
+        let mut hw = this.hw.lock();
+        hw.config.reset();
+        hw.regs.reset();
+        Ok(())
+    }
+
+    fn read(this: &Device<Self>, offset: u64, out: &mut UserSliceWriter) -> Result<usize> {
+        let len = out.len();
+        let (index, pos) = split(offset, len)?;
+        match index {
+            REGION_CONFIG => {
+                let mut buf = [0u8; config::SIZE];
+                let b = buf.get_mut(..len).ok_or(EINVAL)?;
+                this.hw.lock().config.read(pos, b);
+                out.write_slice(b)?;
+            }
+            REGION_MMIO => {
+                if !Regs::valid_access(pos, len) {
+                    return Err(EINVAL);
+                }
+                let v = {
+                    let hw = this.hw.lock();
+                    if hw.config.memory_enabled() {
+                        hw.regs.read(pos, len)
+                    } else {
+                        u32::MAX
+                    }
+                };
+                out.write_slice(&v.to_le_bytes()[..len])?;
+            }
+            REGION_FB => this.fb_read(pos, out)?,
+            _ => return Err(EINVAL),
+        }
+        Ok(len)
+    }
+
+    fn write(this: &Device<Self>, offset: u64, data: &mut UserSliceReader) -> Result<usize> {
+        let len = data.len();
+        let (index, pos) = split(offset, len)?;
+        match index {
+            REGION_CONFIG => {
+                let mut buf = [0u8; config::SIZE];
+                let b = buf.get_mut(..len).ok_or(EINVAL)?;
+                data.read_slice(b)?;
+                this.hw.lock().config.write(pos, b);
+            }
+            REGION_MMIO => {
+                if !Regs::valid_access(pos, len) {
+                    return Err(EINVAL);
+                }
+                let mut b = [0u8; 4];
+                data.read_slice(&mut b[..len])?;
+                let effect = {
+                    let mut hw = this.hw.lock();
+                    if hw.config.memory_enabled() {
+                        hw.regs.write(pos, len, u32::from_le_bytes(b))
+                    } else {
+                        Effect::None
+                    }
+                };
+                if let Effect::ClearFramebuffer(n) = effect {
+                    let n = u64::from(n)
+                        .min(this.vtype.usable_bytes())
+                        .next_multiple_of(8);
+                    let _ = this
+                        .slice
+                        .gpu
+                        .board()
+                        .vram_clear(this.slice.slice.offset, n);
+                }
+            }
+            REGION_FB => this.fb_write(pos, data)?,
+            _ => return Err(EINVAL),
+        }
+        Ok(len)
+    }
+
+    fn mmap(this: &Device<Self>, vma: &Mmap<'_>) -> Result {
+        let index = vma.offset() >> REGION_SHIFT;
+        let pos = vma.offset() & REGION_MASK;
+        let end = pos.checked_add(vma.len()).ok_or(EINVAL)?;
+        if index != u64::from(REGION_FB) || end > this.vtype.usable_bytes() || !vma.is_shared() {
+            return Err(EINVAL);
+        }
+        let board = this.slice.gpu.board();
+        vma.remap_io_wc(board.vram_phys() + this.slice.slice.offset + pos)
+    }
+}
+
+/// Splits a device-file offset into region index and offset inside it, refusing accesses that
+/// cross the end of the region space.
+fn split(offset: u64, len: usize) -> Result<(u32, usize)> {
+    let index = u32::try_from(offset >> REGION_SHIFT).map_err(|_| EINVAL)?;
+    let pos = offset & REGION_MASK;
+    let end = pos.checked_add(len as u64).ok_or(EINVAL)?;
+    let limit = match index {
+        REGION_CONFIG => config::SIZE as u64,
+        REGION_MMIO => regs::SIZE as u64,
+        REGION_FB => 1 << REGION_SHIFT,
+        _ => return Err(EINVAL),
+    };
+    if end > limit {
+        return Err(EINVAL);
+    }
+    Ok((index, usize::try_from(pos)?))
+}
+
+/// The framebuffer through the device file (what QEMU uses where it cannot mmap).
+impl Vgpu {
+    fn fb_check(&self, pos: usize, len: usize) -> Result<bool> {
+        let end = (pos as u64).checked_add(len as u64).ok_or(EINVAL)?;
+        if end > self.vtype.profile_bytes() {
+            return Err(EINVAL);
+        }
+        // The reservation and a disabled memory decode read as all-ones and drop writes.
+        Ok(end <= self.vtype.usable_bytes() && self.hw.lock().config.memory_enabled())
+    }
+
+    fn fb_read(&self, pos: usize, out: &mut UserSliceWriter) -> Result {
+        let len = out.len();
+        let live = self.fb_check(pos, len)?;
+        let mut buf = [0xffu8; FB_CHUNK];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(FB_CHUNK);
+            if live {
+                let at = self.slice.slice.offset + (pos + done) as u64;
+                self.slice.gpu.board().vram_read(at, &mut buf[..n])?;
+            }
+            out.write_slice(&buf[..n])?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    fn fb_write(&self, pos: usize, data: &mut UserSliceReader) -> Result {
+        let len = data.len();
+        let live = self.fb_check(pos, len)?;
+        let mut buf = [0u8; FB_CHUNK];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(FB_CHUNK);
+            data.read_slice(&mut buf[..n])?;
+            if live {
+                let at = self.slice.slice.offset + (pos + done) as u64;
+                self.slice.gpu.board().vram_write(at, &buf[..n])?;
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// The `display` file: the scan-out mode the guest set, or `disabled`.
+    pub(crate) fn show_display(&self, out: &mut SysfsBuf) -> Result {
+        let mode = self.hw.lock().regs.mode();
+        match mode {
+            Some(m) => out.emit(fmt!(
+                "{}x{} bpp={} stride={} offset={}\n",
+                m.width,
+                m.height,
+                m.bpp,
+                m.stride,
+                m.offset
+            )),
+            None => out.emit(fmt!("disabled\n")),
+        }
     }
 }
 

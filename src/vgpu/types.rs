@@ -58,6 +58,12 @@ impl VgpuType {
         u64::from(self.profile_mib) << 20
     }
 
+    /// The usable framebuffer in bytes (what the guest gets; the rest of the profile is the
+    /// host's reservation).
+    pub(crate) fn usable_bytes(&self) -> u64 {
+        u64::from(self.profile_mib - self.reserved_mib) << 20
+    }
+
     /// The `description` file, in the format GRID hosts use.
     pub(crate) fn description(&self) -> Description<'_> {
         Description(self)
