@@ -41,6 +41,16 @@ fi
 bash scripts/build-kernel.sh || { flunk "kernel build (scripts/build-kernel.sh)"; finish; }
 echo "# kernel ready after $(( $(date +%s) - t0 )) s"
 
+# The in-VM VFIO test client (Rust, user space).
+if (cd selftests/vfio-client && cargo build --release --locked -q) >build.log 2>&1; then
+	pass "selftests/vfio-client builds"
+	rm -f build.log
+else
+	flunk "selftests/vfio-client builds"
+	sed 's/^/#   /' build.log | tail -40
+	finish
+fi
+
 # The module is built with clippy: with the kernel's CONFIG_WERROR every rustc and clippy warning
 # is an error.
 if make -s CLIPPY=1 >build.log 2>&1; then
@@ -55,6 +65,7 @@ fi
 # --- Host-side checks --------------------------------------------------------------------------
 if [ $vm_only = 0 ]; then
 	step "rustfmt: the Rust sources are formatted" make -s rustfmtcheck
+	step "selftests/vfio-client: unit tests" sh -c 'cd selftests/vfio-client && cargo test --release --locked -q'
 	if [ -d scripts/tests ]; then
 		log=$(mktemp)
 		if python3 -m unittest discover -s scripts/tests >"$log" 2>&1; then
@@ -99,7 +110,7 @@ vm_suite() {
 
 vm_suite "two bochs-display boards" "64M 256M" -- \
 	selftests/vm/10-bind.sh selftests/vm/20-types.py selftests/vm/30-lifecycle.py \
-	selftests/vm/40-random.py selftests/vm/50-mdevctl.sh
+	selftests/vm/40-random.py selftests/vm/50-mdevctl.sh selftests/vm/60-device.sh
 vm_suite "one secondary-vga board" "512M" --board secondary-vga -- \
 	selftests/vm/10-bind.sh selftests/vm/20-types.py
 
