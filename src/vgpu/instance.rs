@@ -203,7 +203,9 @@ impl DeviceOps for Vgpu {
         let mut st = this.state.lock();
         st.open = true;
         st.vm_name = name;
-        Ok(())
+        drop(st);
+        // Every user starts from a device at power-on state.
+        Self::reset(this)
     }
 
     fn close(this: &Device<Self>) {

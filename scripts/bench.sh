@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Benchmarks: rvgpu beside the kernel's C mdev samples in the same test VM, so that comparisons
+# are ratios from one run. Prints figures; passes or fails nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+[ "${RVGPU_SKIP_SETUP:-0}" = 1 ] || bash scripts/setup.sh
+bash scripts/build-kernel.sh
+make -s
+(cd selftests/vfio-client && cargo build --release --locked -q)
+exec scripts/vm-run.sh --vram 256M -- "$(pwd)/selftests/bench/run-in-vm.sh"

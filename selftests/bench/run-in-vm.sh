@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Runs inside the test VM (scripts/bench.sh): rvgpu on a 256 MiB board beside the kernel's mbochs
+# sample limited to the same 256 MiB, the same vGPU size (16 MiB) on both.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+modprobe -a vfio mdev
+modprobe mbochs count=256
+insmod "$root/rvgpu.ko"
+gpu=$(basename "$(ls -d /sys/bus/pci/drivers/nvidia/0000:* | tail -1)")
+rv=/sys/bus/pci/devices/$gpu/mdev_supported_types/nvidia-9104
+mbt=$(grep -l '16 MB' /sys/class/mdev_bus/mbochs/mdev_supported_types/*/description 2>/dev/null | head -1 || true)
+mb=$(dirname "${mbt:-/sys/class/mdev_bus/mbochs/mdev_supported_types/mbochs-2/description}")
+echo "# rvgpu type: $(cat "$rv/name") ($(basename "$rv")); mbochs type: $(cat "$mb/name") ($(basename "$mb"))"
+python3 "$root/selftests/bench/lifecycle.py" "$rv" "$mb"
+
+# Device access: one 64 MiB vGPU and one mbochs instance.
+u=$(cat /proc/sys/kernel/random/uuid); echo "$u" >"/sys/bus/pci/devices/$gpu/mdev_supported_types/nvidia-9106/create"
+m=$(cat /proc/sys/kernel/random/uuid); echo "$m" >"$mb/create"
+"$root/selftests/vfio-client/target/release/rvgpu-bench" "$gpu" "$u" "$m"
+echo 1 >"/sys/bus/mdev/devices/$u/remove"
+echo 1 >"/sys/bus/mdev/devices/$m/remove"
