@@ -14,6 +14,8 @@
 
 pub(crate) mod bindings;
 pub(crate) mod device;
+pub(crate) mod dma;
+pub(crate) mod eventfd;
 pub(crate) mod mdev;
 pub(crate) mod sysfs;
 

@@ -21,6 +21,7 @@ use crate::vfio::{
 
 mod config;
 mod edid;
+mod engine;
 mod gpu;
 mod instance;
 mod params;
@@ -78,6 +79,10 @@ const PARENT_ATTRS: Group = Group {
         },
         Attr {
             name: c"placement",
+            writable: false,
+        },
+        Attr {
+            name: c"pinned_pages",
             writable: false,
         },
     ],

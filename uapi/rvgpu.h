@@ -70,4 +70,82 @@
 
 #define RVGPU_MAGIC			0x50475652	/* "RVGP" */
 
+/*
+ * 0x700 - 0x73f: interrupts and the command engine (32-bit registers).
+ *
+ * The physical board has no engine: each vGPU's engine is executed by the host driver, on a
+ * workqueue of the physical GPU, outside the register trap path. Interrupts reach the VM through
+ * INTx (pin A; VFIO index 0, with mask/unmask and automasking) or MSI (one vector, VFIO index 1).
+ */
+#define RVGPU_REG_IRQ_STATUS		0x700	/* pending sources; write 1 to clear */
+#define RVGPU_REG_IRQ_ENABLE		0x704	/* sources that interrupt */
+#define RVGPU_IRQ_COMPLETION		(1 << 0)	/* a FENCE command completed */
+#define RVGPU_IRQ_ERROR			(1 << 1)	/* a command failed: see RVGPU_REG_ERROR */
+#define RVGPU_IRQ_VBLANK		(1 << 2)	/* vertical blank, at the type's frame rate */
+
+#define RVGPU_REG_RING_BASE_LO		0x708	/* ring IOVA, 4 KiB aligned */
+#define RVGPU_REG_RING_BASE_HI		0x70c
+#define RVGPU_REG_RING_SIZE		0x710	/* bytes, power of two, 4 KiB - 1 MiB; 0 = off;
+						 * writing it resets HEAD and TAIL to 0 */
+#define RVGPU_REG_RING_HEAD		0x714	/* read-only: offset of the next command to run */
+#define RVGPU_REG_RING_TAIL		0x718	/* doorbell: offset after the last command */
+#define RVGPU_REG_ERROR			0x71c	/* last error code (RVGPU_ERR_*); write to clear */
+#define RVGPU_REG_ERROR_HEAD		0x720	/* ring offset of the command that failed */
+#define RVGPU_REG_FENCE			0x724	/* read-only: value of the last completed FENCE */
+#define RVGPU_REG_COMPLETED		0x728	/* read-only: commands completed (wraps) */
+#define RVGPU_REG_VBLANK_COUNT		0x72c	/* read-only: vertical blanks so far (wraps) */
+#define RVGPU_REG_ENGINE_STATUS		0x730	/* read-only: bit 0 busy */
+
+/* Error codes. */
+#define RVGPU_ERR_NONE			0
+#define RVGPU_ERR_BAD_OPCODE		1	/* unknown opcode */
+#define RVGPU_ERR_FB_RANGE		2	/* rectangle outside the usable framebuffer */
+#define RVGPU_ERR_DMA_FAULT		3	/* guest memory not mapped (or unmapped meanwhile) */
+#define RVGPU_ERR_RING			4	/* TAIL not a multiple of 32 or not below RING_SIZE,
+						 * or the ring itself could not be read */
+#define RVGPU_ERR_BAD_ARGS		5	/* zero or misaligned sizes, width > stride, height
+						 * where there is none */
+
+/*
+ * Commands: 32 bytes each, little-endian, in the ring. The engine runs the commands from HEAD up
+ * to TAIL (wrapping at RING_SIZE) in order. A failing command sets ERROR and ERROR_HEAD, raises
+ * RVGPU_IRQ_ERROR and is skipped; later commands still run.
+ *
+ * Rectangles in the framebuffer are given in bytes: a start offset, a stride and a width (all
+ * multiples of 4 for FILL), so commands do not depend on the display mode.
+ */
+#define RVGPU_CMD_NOP			0
+#define RVGPU_CMD_FILL			1	/* fill a framebuffer rectangle with a 32-bit value */
+#define RVGPU_CMD_COPY_TO_FB		2	/* guest memory -> framebuffer rectangle */
+#define RVGPU_CMD_COPY_FROM_FB		3	/* framebuffer rectangle -> guest memory */
+#define RVGPU_CMD_FENCE			4	/* write a 32-bit value to guest memory, then interrupt */
+
+struct rvgpu_cmd {
+	__u32 opcode;
+	__u32 height;			/* lines, for FILL and COPY_*; 0 for the others */
+	union {
+		struct {
+			__u32 fb_offset;
+			__u32 fb_stride;
+			__u32 width;	/* bytes, a multiple of 4 */
+			__u32 value;
+			__u32 pad[2];
+		} fill;
+		struct {
+			__u64 iova;	/* guest memory, lines iova_stride bytes apart */
+			__u32 iova_stride;
+			__u32 fb_offset;
+			__u32 fb_stride;
+			__u32 width;	/* bytes */
+		} copy;
+		struct {
+			__u64 iova;	/* 4-byte aligned */
+			__u32 value;
+			__u32 pad[3];
+		} fence;
+	};
+};
+
+_Static_assert(sizeof(struct rvgpu_cmd) == 32, "rvgpu_cmd is 32 bytes");
+
 #endif /* _UAPI_RVGPU_H */

@@ -110,7 +110,47 @@ pub(crate) trait DeviceOps: Sized + Send + Sync {
     fn mmap(_this: &Device<Self>, _vma: &Mmap<'_>) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
+
+    /// `VFIO_DEVICE_SET_IRQS`, validated by the VFIO core against [`DeviceOps::irq_info`].
+    fn set_irqs(_this: &Device<Self>, _set: IrqSet<'_>) -> Result {
+        Err(EINVAL)
+    }
+
+    /// User space unmapped `[iova, iova + len)`: every page pinned in it must be unpinned
+    /// before this returns. Providing this is what allows pinning pages at all.
+    fn dma_unmap(_this: &Device<Self>, _iova: u64, _len: u64) {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
 }
+
+/// What `VFIO_DEVICE_SET_IRQS` asks for.
+pub(crate) enum IrqAction {
+    Mask,
+    Unmask,
+    Trigger,
+}
+
+/// The data of a `VFIO_DEVICE_SET_IRQS` request: one element per vector from `start`.
+pub(crate) enum IrqData<'a> {
+    /// No data: the action applies to every vector in the range.
+    None,
+    /// Per vector: apply the action or not.
+    Bool(&'a [u8]),
+    /// Per vector (trigger only): an eventfd, or -1 to tear it down.
+    EventFd(&'a [i32]),
+}
+
+/// A decoded, validated `VFIO_DEVICE_SET_IRQS` request.
+pub(crate) struct IrqSet<'a> {
+    pub(crate) index: u32,
+    pub(crate) start: u32,
+    pub(crate) count: u32,
+    pub(crate) action: IrqAction,
+    pub(crate) data: IrqData<'a>,
+}
+
+/// The most vectors one `VFIO_DEVICE_SET_IRQS` may carry data for here.
+const MAX_IRQ_DATA: usize = 64;
 
 /// A new mapping of the device file being set up by `mmap(2)`.
 pub(crate) struct Mmap<'a> {
@@ -170,6 +210,12 @@ impl<T: DeviceOps> Device<T> {
         // SAFETY: `vdev` is initialised (type invariant) and `dev` was set by
         // `_vfio_alloc_device()`; the VFIO device holds a reference on it.
         unsafe { device::Device::from_raw((*self.vdev.get()).dev) }
+    }
+
+    /// A counted handle for reaching the device's guest memory from outside its callbacks.
+    pub(crate) fn dma_handle(&self) -> Result<super::dma::DmaHandle> {
+        // SAFETY: `vdev` is a valid VFIO device (type invariant).
+        unsafe { super::dma::DmaHandle::new(self.vdev.get()) }
     }
 
     /// Recovers the Rust device from the C one.
@@ -335,6 +381,11 @@ impl<T: DeviceOps> OpsTable<T> {
         mmap: if T::HAS_MMAP { Some(Self::mmap) } else { None },
         ioctl: Some(Self::ioctl),
         get_region_info_caps: Some(Self::get_region_info_caps),
+        dma_unmap: if T::HAS_DMA_UNMAP {
+            Some(Self::dma_unmap)
+        } else {
+            None
+        },
         ..pin_init::zeroed()
     };
 
@@ -463,6 +514,7 @@ impl<T: DeviceOps> OpsTable<T> {
             bindings::RVGPU_VFIO_DEVICE_GET_INFO => Self::get_info(this, user),
             bindings::RVGPU_VFIO_DEVICE_GET_IRQ_INFO => Self::get_irq_info(this, user),
             bindings::RVGPU_VFIO_DEVICE_RESET => T::reset(this),
+            bindings::RVGPU_VFIO_DEVICE_SET_IRQS => Self::set_irqs(this, user),
             _ => Err(ENOTTY),
         };
         match r {
@@ -483,6 +535,75 @@ impl<T: DeviceOps> OpsTable<T> {
         info.num_regions = i.num_regions;
         info.num_irqs = i.num_irqs;
         write_user(user, &info, minsz)
+    }
+
+    fn set_irqs(this: &Device<T>, user: UserPtr) -> Result {
+        let mut hdr = IrqSetHeader::default();
+        let minsz = size_of::<IrqSetHeader>();
+        read_user(user, &mut hdr, minsz)?;
+        let vectors = if (hdr.argsz as usize) < minsz {
+            0
+        } else {
+            T::irq_info(this, hdr.index).map_or(0, |i| i.count)
+        };
+        let mut data_size = 0usize;
+        // SAFETY: `hdr` is a valid header; the function only reads it and writes `data_size`.
+        to_result(unsafe {
+            bindings::vfio_set_irqs_validate_and_prepare(
+                (&raw mut hdr).cast(),
+                vectors as c_int,
+                bindings::VFIO_PCI_NUM_IRQS as c_int,
+                &mut data_size,
+            )
+        })?;
+        if data_size > MAX_IRQ_DATA * size_of::<i32>() {
+            return Err(EINVAL);
+        }
+        let mut data = [0u8; MAX_IRQ_DATA * size_of::<i32>()];
+        let data = &mut data[..data_size];
+        if data_size > 0 {
+            let mut r = UserSlice::new(user, minsz + data_size).reader();
+            r.skip(minsz)?;
+            r.read_slice(data)?;
+        }
+        let action = match hdr.flags & bindings::VFIO_IRQ_SET_ACTION_TYPE_MASK {
+            bindings::VFIO_IRQ_SET_ACTION_MASK => IrqAction::Mask,
+            bindings::VFIO_IRQ_SET_ACTION_UNMASK => IrqAction::Unmask,
+            bindings::VFIO_IRQ_SET_ACTION_TRIGGER => IrqAction::Trigger,
+            _ => return Err(EINVAL),
+        };
+        let mut fds = [0i32; MAX_IRQ_DATA];
+        let irq_data = match hdr.flags & bindings::VFIO_IRQ_SET_DATA_TYPE_MASK {
+            bindings::VFIO_IRQ_SET_DATA_NONE => IrqData::None,
+            bindings::VFIO_IRQ_SET_DATA_BOOL => IrqData::Bool(data),
+            bindings::VFIO_IRQ_SET_DATA_EVENTFD => {
+                let n = data.len() / size_of::<i32>();
+                for (fd, b) in fds.iter_mut().zip(data.chunks_exact(size_of::<i32>())) {
+                    *fd = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+                }
+                IrqData::EventFd(&fds[..n])
+            }
+            _ => return Err(EINVAL),
+        };
+        T::set_irqs(
+            this,
+            IrqSet {
+                index: hdr.index,
+                start: hdr.start,
+                count: hdr.count,
+                action,
+                data: irq_data,
+            },
+        )
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFIO core with a registered, open device.
+    unsafe extern "C" fn dma_unmap(vdev: *mut bindings::vfio_device, iova: u64, length: u64) {
+        // SAFETY: A registered device of these ops is a live `Device<T>`.
+        let this = unsafe { Device::<T>::from_raw(vdev) };
+        T::dma_unmap(this, iova, length);
     }
 
     fn get_irq_info(this: &Device<T>, user: UserPtr) -> Result {
@@ -558,6 +679,24 @@ unsafe trait UapiStruct: Sized {}
 unsafe impl UapiStruct for bindings::vfio_device_info {}
 // SAFETY: A C structure of `__u32` fields.
 unsafe impl UapiStruct for bindings::vfio_irq_info {}
+// SAFETY: A C structure of `__u32` fields.
+unsafe impl UapiStruct for IrqSetHeader {}
+
+/// `struct vfio_irq_set` without its flexible array of data.
+#[repr(C)]
+#[derive(Default)]
+struct IrqSetHeader {
+    argsz: u32,
+    flags: u32,
+    index: u32,
+    start: u32,
+    count: u32,
+}
+
+const _: () = assert!(
+    size_of::<IrqSetHeader>() == core::mem::offset_of!(bindings::vfio_irq_set, data)
+        && core::mem::offset_of!(bindings::vfio_irq_set, count) == 16
+);
 
 /// Reads the first `len` bytes of a uapi structure from user space.
 fn read_user<S: UapiStruct>(user: UserPtr, s: &mut S, len: usize) -> Result {

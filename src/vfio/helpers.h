@@ -17,3 +17,11 @@ void rvgpu_vfio_put_device(struct vfio_device *vdev);
 int rvgpu_remap_io_wc(struct vm_area_struct *vma, unsigned long pfn, unsigned long size);
 
 #endif
+
+struct eventfd_ctx;
+struct page;
+
+void rvgpu_eventfd_signal(struct eventfd_ctx *ctx);
+void rvgpu_page_read(struct page *page, unsigned int offset, void *buf, unsigned int len);
+void rvgpu_page_write(struct page *page, unsigned int offset, const void *buf, unsigned int len);
+struct device *rvgpu_vfio_device_dev(struct vfio_device *vdev);

@@ -67,6 +67,7 @@ impl ConfigSpace {
         c.put16(0x2e, 0x1100);
         c.put32(BAR0, BAR_MEM_PREFETCH);
         c.put32(BAR2, 0);
+        c.bytes[INTERRUPT_LINE + 1] = 1; // Interrupt pin A.
         c.bytes[CAP_PTR] = PM_CAP as u8;
         // Power management, version 3; PMCSR: D0.
         c.bytes[PM_CAP] = 0x01;

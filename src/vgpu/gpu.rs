@@ -8,6 +8,10 @@ use kernel::{
     prelude::*,
     str::BStr,
     sync::{
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
         Arc,
         Mutex, //
     }, //
@@ -35,6 +39,8 @@ const MIB: u64 = 1 << 20;
 #[pin_data]
 pub(crate) struct Gpu {
     board: Arc<dyn Board>,
+    /// Guest pages pinned by all of this GPU's vGPU engines.
+    pinned: Arc<Atomic<u64>>,
     table: &'static TypeTable,
     #[pin]
     vram: Mutex<VramAllocator>,
@@ -46,6 +52,7 @@ impl Gpu {
         Arc::pin_init(
             try_pin_init!(Self {
                 board,
+                pinned: Arc::new(Atomic::new(0), GFP_KERNEL)?,
                 table,
                 vram <- new_mutex!(VramAllocator::new(total)),
             }),
@@ -55,6 +62,14 @@ impl Gpu {
 
     pub(crate) fn board(&self) -> &dyn Board {
         &*self.board
+    }
+
+    pub(crate) fn board_arc(&self) -> Arc<dyn Board> {
+        self.board.clone()
+    }
+
+    pub(crate) fn pinned_counter(&self) -> Arc<Atomic<u64>> {
+        self.pinned.clone()
     }
 
     pub(crate) fn table(&self) -> &'static TypeTable {
@@ -92,6 +107,7 @@ impl Gpu {
             1 => out.emit(fmt!("{}\n", vram.free() / MIB)),
             2 => out.emit(fmt!("{}\n", vram.largest_free() / MIB)),
             3 => self.write_placement(&vram, out),
+            4 => out.emit(fmt!("{}\n", self.pinned.load(Relaxed))),
             _ => Err(EINVAL),
         }
     }

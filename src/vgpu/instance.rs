@@ -18,6 +18,10 @@ use super::{
         ConfigSpace, //
     },
     edid,
+    engine::{
+        self,
+        Engine, //
+    },
     gpu::Gpu,
     params::{
         self,
@@ -40,6 +44,7 @@ use crate::vfio::{
     device::{
         DeviceInfo,
         IrqInfo,
+        IrqSet,
         Mmap,
         RegionInfo, //
     },
@@ -100,6 +105,7 @@ struct State {
 pub(crate) struct Vgpu {
     vtype: &'static VgpuType,
     slice: SliceGuard,
+    engine: Arc<Engine>,
     #[pin]
     state: Mutex<State>,
     #[pin]
@@ -172,9 +178,17 @@ impl Vgpu {
             vtype.max_height,
         );
         let fb_bar = u32::try_from(vtype.profile_bytes())?;
+        let engine = Engine::new(
+            gpu.board_arc(),
+            slice.slice.offset,
+            vtype.usable_bytes(),
+            vtype.frl_fps,
+            gpu.pinned_counter(),
+        )?;
         Ok(try_pin_init!(Self {
             vtype,
             slice,
+            engine,
             hw <- new_spinlock!(Hw {
                 config: ConfigSpace::new(fb_bar),
                 regs: Regs::new(limits, edid),
@@ -205,10 +219,13 @@ impl DeviceOps for Vgpu {
         st.vm_name = name;
         drop(st);
         // Every user starts from a device at power-on state.
-        Self::reset(this)
+        Self::reset(this)?;
+        this.engine.open(this.dma_handle()?);
+        Ok(())
     }
 
     fn close(this: &Device<Self>) {
+        this.engine.close();
         let mut st = this.state.lock();
         st.open = false;
         st.vm_name.clear();
@@ -252,16 +269,37 @@ impl DeviceOps for Vgpu {
     }
 
     fn irq_info(_this: &Device<Self>, index: u32) -> Result<IrqInfo> {
-        if index >= vb::VFIO_PCI_NUM_IRQS {
-            return Err(EINVAL);
-        }
-        Ok(IrqInfo::default())
+        let flags = match index {
+            engine::IRQ_INDEX_INTX => {
+                vb::VFIO_IRQ_INFO_EVENTFD
+                    | vb::VFIO_IRQ_INFO_MASKABLE
+                    | vb::VFIO_IRQ_INFO_AUTOMASKED
+            }
+            engine::IRQ_INDEX_MSI => vb::VFIO_IRQ_INFO_EVENTFD | vb::VFIO_IRQ_INFO_NORESIZE,
+            i if i < vb::VFIO_PCI_NUM_IRQS => 0,
+            _ => return Err(EINVAL),
+        };
+        Ok(IrqInfo {
+            flags,
+            count: Engine::irq_count(index),
+        })
+    }
+
+    fn set_irqs(this: &Device<Self>, set: IrqSet<'_>) -> Result {
+        this.engine.set_irqs(set)
+    }
+
+    fn dma_unmap(this: &Device<Self>, iova: u64, len: u64) {
+        this.engine.dma_unmap(iova, len);
     }
 
     fn reset(this: &Device<Self>) -> Result {
-        let mut hw = this.hw.lock();
-        hw.config.reset();
-        hw.regs.reset();
+        {
+            let mut hw = this.hw.lock();
+            hw.config.reset();
+            hw.regs.reset();
+        }
+        this.engine.reset();
         Ok(())
     }
 
@@ -276,15 +314,18 @@ impl DeviceOps for Vgpu {
                 out.write_slice(b)?;
             }
             REGION_MMIO => {
-                if !Regs::valid_access(pos, len) {
+                if !Self::mmio_access_ok(pos, len) {
                     return Err(EINVAL);
                 }
                 let v = {
                     let hw = this.hw.lock();
-                    if hw.config.memory_enabled() {
-                        hw.regs.read(pos, len)
-                    } else {
+                    if !hw.config.memory_enabled() {
                         u32::MAX
+                    } else if (engine::START..engine::END).contains(&pos) {
+                        drop(hw);
+                        this.engine.read(pos)
+                    } else {
+                        hw.regs.read(pos, len)
                     }
                 };
                 out.write_slice(&v.to_le_bytes()[..len])?;
@@ -306,17 +347,22 @@ impl DeviceOps for Vgpu {
                 this.hw.lock().config.write(pos, b);
             }
             REGION_MMIO => {
-                if !Regs::valid_access(pos, len) {
+                if !Self::mmio_access_ok(pos, len) {
                     return Err(EINVAL);
                 }
                 let mut b = [0u8; 4];
                 data.read_slice(&mut b[..len])?;
+                let val = u32::from_le_bytes(b);
                 let effect = {
                     let mut hw = this.hw.lock();
-                    if hw.config.memory_enabled() {
-                        hw.regs.write(pos, len, u32::from_le_bytes(b))
-                    } else {
+                    if !hw.config.memory_enabled() {
                         Effect::None
+                    } else if (engine::START..engine::END).contains(&pos) {
+                        drop(hw);
+                        this.engine.write(pos, val);
+                        Effect::None
+                    } else {
+                        hw.regs.write(pos, len, val)
                     }
                 };
                 if let Effect::ClearFramebuffer(n) = effect {
@@ -368,6 +414,11 @@ fn split(offset: u64, len: usize) -> Result<(u32, usize)> {
 
 /// The framebuffer through the device file (what QEMU uses where it cannot mmap).
 impl Vgpu {
+    /// Register window accesses: the engine's registers are 32-bit only.
+    fn mmio_access_ok(pos: usize, len: usize) -> bool {
+        Regs::valid_access(pos, len) && (len == 4 || !(engine::START..engine::END).contains(&pos))
+    }
+
     fn fb_check(&self, pos: usize, len: usize) -> Result<bool> {
         let end = (pos as u64).checked_add(len as u64).ok_or(EINVAL)?;
         if end > self.vtype.profile_bytes() {
