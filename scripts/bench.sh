@@ -6,8 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
-[ "${RVGPU_SKIP_SETUP:-0}" = 1 ] || bash scripts/setup.sh
-bash scripts/build-kernel.sh
-make -s
+prepare_build
 (cd selftests/vfio-client && cargo build --release --locked -q)
 exec scripts/vm-run.sh --vram 256M -- "$(pwd)/selftests/bench/run-in-vm.sh"

@@ -16,3 +16,11 @@ kernel_build_dir() {
 	} | sha256sum | cut -c1-16)
 	echo "$RVGPU_CACHE/kernel/host-$key"
 }
+
+# Installs what is missing (unless RVGPU_SKIP_SETUP=1), builds (or finds) the kernel and builds
+# rvgpu.ko: what every command that boots the test VM needs first. Run from the repository root.
+prepare_build() {
+	[ "${RVGPU_SKIP_SETUP:-0}" = 1 ] || bash scripts/setup.sh
+	bash scripts/build-kernel.sh
+	make -s
+}

@@ -7,7 +7,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
-[ "${RVGPU_SKIP_SETUP:-0}" = 1 ] || bash scripts/setup.sh
-bash scripts/build-kernel.sh
-make -s
+prepare_build
 exec scripts/vm-run.sh --vram 64M --vram 256M -- "$(pwd)/scripts/demo-in-vm.sh"
