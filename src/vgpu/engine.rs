@@ -103,7 +103,9 @@ const RING_MAX: u32 = 1 << 20;
 /// Commands one worker run executes before it queues itself again.
 pub(crate) const BATCH: u32 = 64;
 /// Guest pages kept pinned per vGPU; beyond this the cache is emptied first.
-const MAX_PINS: usize = 256;
+const MAX_PINS: usize = 1024;
+/// Size of the buffer framebuffer copies go through.
+const BOUNCE: usize = 16 * 1024;
 /// VFIO interrupt indexes.
 pub(crate) const IRQ_INDEX_INTX: u32 = 0;
 pub(crate) const IRQ_INDEX_MSI: u32 = 1;
@@ -124,6 +126,9 @@ struct Regs {
     completed: u32,
     vblank_count: u32,
     busy: bool,
+    /// Bumped whenever the ring is reprogrammed (size, reset, open): a command that was
+    /// running then does not move HEAD afterwards.
+    generation: u32,
 }
 
 /// Interrupt delivery.
@@ -138,8 +143,10 @@ struct Irqs {
 /// Guest memory as the worker sees it.
 struct Dma {
     handle: Option<DmaHandle>,
-    /// Pinned pages with whether they were pinned writable.
+    /// Pinned pages with whether they were pinned writable, oldest first.
     pins: KVec<(PinnedPage, bool)>,
+    /// The buffer framebuffer copies go through.
+    bounce: KVec<u8>,
 }
 
 /// A vGPU's engine.
@@ -186,10 +193,26 @@ impl_has_hr_timer! {
 /// What a failed command reports.
 struct CmdError(u32);
 
+/// A COPY command's rectangle (checked against the framebuffer before use).
+struct Copy {
+    to_fb: bool,
+    iova: u64,
+    iova_stride: u32,
+    fb_offset: u32,
+    fb_stride: u32,
+    width: u32,
+    height: u32,
+}
+
 impl From<Error> for CmdError {
     fn from(_: Error) -> Self {
         CmdError(ERR_DMA_FAULT)
     }
+}
+
+/// `a + b` on guest addresses: wrapping past the top of the IOVA space is a DMA fault.
+fn iova_add(a: u64, b: u64) -> Result<u64, CmdError> {
+    a.checked_add(b).ok_or(CmdError(ERR_DMA_FAULT))
 }
 
 impl Engine {
@@ -200,6 +223,8 @@ impl Engine {
         frl_fps: u32,
         pinned: Arc<Atomic<u64>>,
     ) -> Result<Arc<Self>> {
+        let mut bounce = KVec::with_capacity(BOUNCE, GFP_KERNEL)?;
+        bounce.resize(BOUNCE, 0, GFP_KERNEL)?;
         Arc::pin_init(
             try_pin_init!(Self {
                 board,
@@ -215,6 +240,7 @@ impl Engine {
                 dma <- new_mutex!(Dma {
                     handle: None,
                     pins: KVec::new(),
+                    bounce,
                 }),
                 vblank_timer <- new_mutex!(None),
                 work <- new_work!("rvgpu::Engine::work"),
@@ -227,8 +253,10 @@ impl Engine {
     /// A user opened the device: the engine starts from power-on state.
     pub(crate) fn open(&self, handle: DmaHandle) {
         self.dma.lock().handle = Some(handle);
-        *self.regs.lock() = Regs {
+        let mut r = self.regs.lock();
+        *r = Regs {
             open: true,
+            generation: r.generation.wrapping_add(1),
             ..Regs::default()
         };
     }
@@ -253,9 +281,9 @@ impl Engine {
     pub(crate) fn reset(self: &Arc<Self>) {
         {
             let mut r = self.regs.lock();
-            let open = r.open;
             *r = Regs {
-                open,
+                open: r.open,
+                generation: r.generation.wrapping_add(1),
                 ..Regs::default()
             };
         }
@@ -335,6 +363,7 @@ impl Engine {
                     r.ring_size = val;
                     r.head = 0;
                     r.tail = 0;
+                    r.generation = r.generation.wrapping_add(1);
                 }
                 RING_TAIL => {
                     r.tail = val;
@@ -517,7 +546,13 @@ impl Engine {
             Some(i) => i,
             None => {
                 if dma.pins.len() >= MAX_PINS {
-                    Self::unpin_all(dma, &self.pinned);
+                    // Full: the oldest pin goes.
+                    if let Ok((p, _)) = dma.pins.remove(0) {
+                        if let Some(h) = dma.handle.as_ref() {
+                            h.unpin(p);
+                        }
+                        self.pinned.fetch_sub(1, Relaxed);
+                    }
                 }
                 // A read-only pin of this page is replaced by a writable one.
                 if let Some(i) = dma.pins.iter().position(|(p, _)| p.iova() == base) {
@@ -550,7 +585,9 @@ impl Engine {
             let (now, rest) = buf.split_at_mut(n);
             self.page(dma, iova, false)?.read(off, now)?;
             buf = rest;
-            iova += n as u64;
+            if !buf.is_empty() {
+                iova = iova_add(iova, n as u64)?;
+            }
         }
         Ok(())
     }
@@ -561,7 +598,9 @@ impl Engine {
             let n = data.len().min(PAGE_SIZE - off);
             self.page(dma, iova, true)?.write(off, &data[..n])?;
             data = &data[n..];
-            iova += n as u64;
+            if !data.is_empty() {
+                iova = iova_add(iova, n as u64)?;
+            }
         }
         Ok(())
     }
@@ -578,11 +617,38 @@ impl Engine {
         Ok(())
     }
 
+    /// A COPY command, line by line through the bounce buffer.
+    fn copy(&self, dma: &mut Dma, buf: &mut [u8], c: &Copy) -> Result<(), CmdError> {
+        for y in 0..c.height {
+            let mut g = iova_add(c.iova, u64::from(y) * u64::from(c.iova_stride))?;
+            let mut f =
+                self.fb_base + u64::from(c.fb_offset) + u64::from(y) * u64::from(c.fb_stride);
+            let mut left = c.width as usize;
+            while left > 0 {
+                let n = left.min(buf.len());
+                if c.to_fb {
+                    self.guest_read(dma, g, &mut buf[..n])?;
+                    self.board.vram_write(f, &buf[..n])?;
+                } else {
+                    self.board.vram_read(f, &mut buf[..n])?;
+                    self.guest_write(dma, g, &buf[..n])?;
+                }
+                left -= n;
+                if left > 0 {
+                    g = iova_add(g, n as u64)?;
+                    f += n as u64;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn execute(&self, dma: &mut Dma, c: &[u32; 8]) -> Result<bool, CmdError> {
         let word = |i: usize| c[i];
         let iova = u64::from(word(2)) | (u64::from(word(3)) << 32);
         let (opcode, height) = (word(0), word(1));
         match opcode {
+            CMD_NOP if height != 0 => Err(CmdError(ERR_BAD_ARGS)),
             CMD_NOP => Ok(false),
             CMD_FILL => {
                 let (offset, stride, width, value) = (word(2), word(3), word(4), word(5));
@@ -610,26 +676,19 @@ impl Engine {
                     return Err(CmdError(ERR_BAD_ARGS));
                 }
                 self.fb_rect(offset, stride, width, height)?;
-                let mut buf = [0u8; 512];
-                for y in 0..height {
-                    let mut g = iova + u64::from(y) * u64::from(istride);
-                    let mut f = u64::from(offset) + u64::from(y) * u64::from(stride);
-                    let mut left = width as usize;
-                    while left > 0 {
-                        let n = left.min(buf.len());
-                        if opcode == CMD_COPY_TO_FB {
-                            self.guest_read(dma, g, &mut buf[..n])?;
-                            self.board.vram_write(self.fb_base + f, &buf[..n])?;
-                        } else {
-                            self.board.vram_read(self.fb_base + f, &mut buf[..n])?;
-                            self.guest_write(dma, g, &buf[..n])?;
-                        }
-                        g += n as u64;
-                        f += n as u64;
-                        left -= n;
-                    }
-                }
-                Ok(false)
+                let rect = Copy {
+                    to_fb: opcode == CMD_COPY_TO_FB,
+                    iova,
+                    iova_stride: istride,
+                    fb_offset: offset,
+                    fb_stride: stride,
+                    width,
+                    height,
+                };
+                let mut bounce = core::mem::take(&mut dma.bounce);
+                let r = self.copy(dma, &mut bounce, &rect);
+                dma.bounce = bounce;
+                r.map(|()| false)
             }
             CMD_FENCE => {
                 if height != 0 || iova % 4 != 0 {
@@ -659,14 +718,14 @@ impl Engine {
         }
         let mut dma = self.dma.lock();
         for _ in 0..BATCH {
-            let (base, size, head, tail) = {
+            let (base, size, head, tail, generation) = {
                 let mut r = self.regs.lock();
                 if !r.open || r.ring_size == 0 || r.head == r.tail {
                     r.busy = false;
                     return;
                 }
                 r.busy = true;
-                (r.ring_base, r.ring_size, r.head, r.tail)
+                (r.ring_base, r.ring_size, r.head, r.tail, r.generation)
             };
             let ring_ok = size.is_power_of_two()
                 && (RING_MIN..=RING_MAX).contains(&size)
@@ -675,19 +734,19 @@ impl Engine {
                 && tail < size;
             if !ring_ok {
                 {
+                    // HEAD stays: the ring runs again from there once a valid TAIL is written.
                     let mut r = self.regs.lock();
                     r.error = ERR_RING;
                     r.error_head = head;
-                    // Nothing in the ring can be trusted: skip to the tail.
-                    r.head = r.tail;
                     r.busy = false;
                 }
                 self.raise(IRQ_ERROR);
                 return;
             }
             let mut raw = [0u8; CMD_SIZE as usize];
-            let result = self
-                .guest_read(&mut dma, base + u64::from(head), &mut raw)
+            let result = iova_add(base, u64::from(head))
+                .and_then(|at| self.guest_read(&mut dma, at, &mut raw))
+                .map_err(|_| CmdError(ERR_RING))
                 .and_then(|()| {
                     let mut c = [0u32; 8];
                     for (w, b) in c.iter_mut().zip(raw.chunks_exact(4)) {
@@ -697,6 +756,10 @@ impl Engine {
                 });
             let irq = {
                 let mut r = self.regs.lock();
+                if r.generation != generation {
+                    // The ring was reprogrammed meanwhile: this command's outcome is moot.
+                    continue;
+                }
                 r.head = (head + CMD_SIZE) % size;
                 match result {
                     Ok(fence) => {
