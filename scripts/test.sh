@@ -39,7 +39,8 @@ if [ "${RVGPU_SKIP_SETUP:-0}" != 1 ]; then
 	bash scripts/setup.sh || { flunk "set-up (scripts/setup.sh)"; finish; }
 fi
 bash scripts/build-kernel.sh || { flunk "kernel build (scripts/build-kernel.sh)"; finish; }
-echo "# kernel ready after $(( $(date +%s) - t0 )) s"
+bash scripts/build-nested.sh || { flunk "nested guest build (scripts/build-nested.sh)"; finish; }
+echo "# kernels ready after $(( $(date +%s) - t0 )) s"
 
 # The in-VM VFIO test client (Rust, user space).
 if (cd selftests/vfio-client && cargo build --release --locked -q) >build.log 2>&1; then
@@ -108,9 +109,10 @@ vm_suite() {
 	rm -f "$out"
 }
 
-vm_suite "two bochs-display boards" "64M 256M" -- \
+vm_suite "two bochs-display boards" "64M 256M" --timeout 2400 -- \
 	selftests/vm/10-bind.sh selftests/vm/20-types.py selftests/vm/30-lifecycle.py \
-	selftests/vm/40-random.py selftests/vm/50-mdevctl.sh selftests/vm/60-device.sh
+	selftests/vm/40-random.py selftests/vm/50-mdevctl.sh selftests/vm/60-device.sh \
+	selftests/vm/70-engine.sh selftests/vm/80-qemu.sh
 vm_suite "one secondary-vga board" "512M" --board secondary-vga -- \
 	selftests/vm/10-bind.sh selftests/vm/20-types.py
 

@@ -20,3 +20,6 @@ m=$(cat /proc/sys/kernel/random/uuid); echo "$m" >"$mb/create"
 "$root/selftests/vfio-client/target/release/rvgpu-bench" "$gpu" "$u" "$m"
 echo 1 >"/sys/bus/mdev/devices/$u/remove"
 echo 1 >"/sys/bus/mdev/devices/$m/remove"
+
+# Interrupts and the engine, beside the kernel's mtty sample.
+"$root/selftests/bench/irq-in-vm.sh"

@@ -54,15 +54,24 @@ else
 	fi
 fi
 
+# The memory regions rvgpu has claimed on board $1 (its BAR0 and BAR2 starts in /proc/iomem).
+claimed_regions() {
+	local bar0 bar2
+	bar0=$(printf '%x' "$(awk 'NR == 1 { print $1 }' "/sys/bus/pci/devices/$1/resource")")
+	bar2=$(printf '%x' "$(awk 'NR == 3 { print $1 }' "/sys/bus/pci/devices/$1/resource")")
+	grep -E "^ *0*($bar0|$bar2)-.* : rvgpu/" /proc/iomem || true
+}
+
 # Unbind and rebind the last board through sysfs.
 b=${boards[-1]}
 mark=$(dmesg_mark)
-if echo "$b" >"$drv/unbind" && [ ! -e "$drv/$b" ] && [ ! -e "/sys/bus/pci/devices/$b/driver" ] &&
-	! grep -q "rvgpu" /proc/iomem; then
-	ok "unbind $b through sysfs releases it"
+held=$(claimed_regions "$b")
+if [ -n "$held" ] && echo "$b" >"$drv/unbind" && [ ! -e "$drv/$b" ] &&
+	[ ! -e "/sys/bus/pci/devices/$b/driver" ] && [ -z "$(claimed_regions "$b")" ]; then
+	ok "unbind $b through sysfs releases it and its memory regions"
 else
-	fail "unbind $b through sysfs releases it" "$(ls -l "/sys/bus/pci/devices/$b/driver" 2>&1)" \
-		"$(grep rvgpu /proc/iomem)"
+	fail "unbind $b through sysfs releases it and its memory regions" "held before: $held" \
+		"$(ls -l "/sys/bus/pci/devices/$b/driver" 2>&1)" "held after: $(claimed_regions "$b")"
 fi
 if echo "$b" >"$drv/bind" && [ -e "$drv/$b" ] && dmesg_since "$mark" | grep -qF "$b: bochs: "; then
 	ok "bind $b again through sysfs"
