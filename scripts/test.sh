@@ -43,11 +43,11 @@ bash scripts/build-nested.sh || { flunk "nested guest build (scripts/build-neste
 echo "# kernels ready after $(( $(date +%s) - t0 )) s"
 
 # The in-VM VFIO test client (Rust, user space).
-if (cd selftests/vfio-client && cargo build --release --locked -q) >build.log 2>&1; then
-	pass "selftests/vfio-client builds"
+if (cd selftests/vfio-client && cargo clippy --release --locked -q --all-targets -- -D warnings && cargo build --release --locked -q) >build.log 2>&1; then
+	pass "selftests/vfio-client builds clippy-clean"
 	rm -f build.log
 else
-	flunk "selftests/vfio-client builds"
+	flunk "selftests/vfio-client builds clippy-clean"
 	sed 's/^/#   /' build.log | tail -40
 	finish
 fi

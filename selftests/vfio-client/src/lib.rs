@@ -28,6 +28,7 @@ pub mod irq;
 pub mod mmap;
 pub mod pci;
 pub mod sysfs;
+pub mod tap;
 pub mod uapi;
 
 pub use caps::{RegionCap, SparseArea};

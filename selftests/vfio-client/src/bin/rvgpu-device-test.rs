@@ -7,9 +7,8 @@
 //! `selftests/lib.sh`); the caller's `plan` must match [`RESULTS`].
 
 use std::fs;
-use std::io;
-use std::path::PathBuf;
 
+use vfio_client::tap::{ensure, expect_errno, Tap};
 use vfio_client::{Device, Mmap, OpenPath, PciConfig, Prot, RegionInfo};
 
 /// How many results one run reports.
@@ -22,56 +21,6 @@ const REGION_CONFIG: u32 = 7;
 const DISPI: u64 = 0x500;
 const VFIO_DEVICE_FLAGS_PCI: u32 = 1 << 1;
 const VFIO_DEVICE_FLAGS_RESET: u32 = 1 << 0;
-
-struct Tap {
-    state: PathBuf,
-    reported: usize,
-}
-
-impl Tap {
-    fn bump(&self, name: &str) -> usize {
-        let p = self.state.join(name);
-        let n = fs::read_to_string(&p).ok().and_then(|s| s.trim().parse::<usize>().ok()).unwrap_or(0) + 1;
-        let _ = fs::write(&p, format!("{n}\n"));
-        n
-    }
-
-    fn result(&mut self, desc: &str, r: Result<(), String>) {
-        self.bump("script_count");
-        self.reported += 1;
-        let n = self.bump("count");
-        match r {
-            Ok(()) => println!("ok {n} - {desc}"),
-            Err(why) => {
-                println!("not ok {n} - {desc}");
-                for line in why.lines() {
-                    println!("#   {line}");
-                }
-                let _ = fs::write(self.state.join("failed"), "1\n");
-            }
-        }
-    }
-}
-
-/// `Err(message)` unless `cond`.
-fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Result<(), String> {
-    if cond {
-        Ok(())
-    } else {
-        Err(msg())
-    }
-}
-
-fn errno_of<T>(r: io::Result<T>) -> Option<i32> {
-    r.err().and_then(|e| e.raw_os_error())
-}
-
-fn expect_errno<T>(what: &str, r: io::Result<T>, want: i32) -> Result<(), String> {
-    match errno_of(r) {
-        Some(e) if e == want => Ok(()),
-        other => Err(format!("{what}: expected errno {want}, got {other:?}")),
-    }
-}
 
 fn read_u32(dev: &Device, r: &RegionInfo, off: u64, len: usize) -> Result<u32, String> {
     let mut b = [0u8; 4];
@@ -125,12 +74,10 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let iommufd = args.iter().any(|a| a == "--iommufd");
     let pos: Vec<&String> = args.iter().skip(1).filter(|a| !a.starts_with("--")).collect();
-    let state = std::env::var_os("TAP_STATE").map(PathBuf::from);
-    let (Some(state), [gpu, ua, ub]) = (state, pos.as_slice()) else {
+    let (Some(mut tap), [gpu, ua, ub]) = (Tap::from_env(), pos.as_slice()) else {
         eprintln!("usage: TAP_STATE=DIR rvgpu-device-test GPU UUID_A UUID_B [--iommufd]");
         std::process::exit(2);
     };
-    let mut tap = Tap { state, reported: 0 };
     let path = if iommufd { OpenPath::Iommufd } else { OpenPath::Container };
     let tag = if iommufd { "iommufd" } else { "container" };
     let run = run(&mut tap, gpu, ua, ub, path, tag);
@@ -138,9 +85,7 @@ fn main() {
         println!("# aborted: {e}");
     }
     // Anything not reported counts as failed (the runner also checks the plan).
-    while tap.reported < RESULTS {
-        tap.result(&format!("[{tag}] (not reached)"), Err("an earlier step failed".into()));
-    }
+    tap.fill_to(RESULTS, &format!("[{tag}] (not reached)"));
 }
 
 fn run(tap: &mut Tap, gpu: &str, ua: &str, ub: &str, path: OpenPath, tag: &str) -> Result<(), String> {

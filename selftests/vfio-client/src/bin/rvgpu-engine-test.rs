@@ -28,7 +28,6 @@
 use std::fs;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::path::PathBuf;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
@@ -39,6 +38,7 @@ use vfio_client::uapi::{
     VFIO_IRQ_SET_ACTION_MASK, VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_BOOL, VFIO_IRQ_SET_DATA_EVENTFD,
     VFIO_IRQ_SET_DATA_NONE,
 };
+use vfio_client::tap::{ensure, expect_errno, expect_errno_in, Tap};
 use vfio_client::{Device, EventFd, IrqAction, IrqData, Mmap, OpenPath, Prot, RegionInfo};
 
 /// How many results one run reports.
@@ -115,61 +115,6 @@ const QUIET_MS: i32 = 300;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 // ----- TAP ------------------------------------------------------------------------------------
-
-struct Tap {
-    state: PathBuf,
-    reported: usize,
-}
-
-impl Tap {
-    fn bump(&self, name: &str) -> usize {
-        let p = self.state.join(name);
-        let n = fs::read_to_string(&p).ok().and_then(|s| s.trim().parse::<usize>().ok()).unwrap_or(0) + 1;
-        let _ = fs::write(&p, format!("{n}\n"));
-        n
-    }
-
-    fn result(&mut self, desc: &str, r: Result<(), String>) {
-        self.bump("script_count");
-        self.reported += 1;
-        let n = self.bump("count");
-        match r {
-            Ok(()) => println!("ok {n} - {desc}"),
-            Err(why) => {
-                println!("not ok {n} - {desc}");
-                for line in why.lines() {
-                    println!("#   {line}");
-                }
-                let _ = fs::write(self.state.join("failed"), "1\n");
-            }
-        }
-    }
-}
-
-/// `Err(message)` unless `cond`.
-fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Result<(), String> {
-    if cond {
-        Ok(())
-    } else {
-        Err(msg())
-    }
-}
-
-fn errno_of<T>(r: io::Result<T>) -> Option<i32> {
-    r.err().and_then(|e| e.raw_os_error())
-}
-
-fn expect_errno_in<T>(what: &str, r: io::Result<T>, want: &[i32]) -> Result<(), String> {
-    match errno_of(r) {
-        Some(e) if want.contains(&e) => Ok(()),
-        None => Err(format!("{what}: expected errno {want:?}, but it succeeded")),
-        other => Err(format!("{what}: expected errno {want:?}, got {other:?}")),
-    }
-}
-
-fn expect_errno<T>(what: &str, r: io::Result<T>, want: i32) -> Result<(), String> {
-    expect_errno_in(what, r, &[want])
-}
 
 /// Both results; both messages when both failed.
 fn both(a: Result<(), String>, b: Result<(), String>) -> Result<(), String> {
@@ -521,21 +466,17 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let iommufd = args.iter().any(|a| a == "--iommufd");
     let pos: Vec<&String> = args.iter().skip(1).filter(|a| !a.starts_with("--")).collect();
-    let state = std::env::var_os("TAP_STATE").map(PathBuf::from);
-    let (Some(state), [gpu, ua, ub]) = (state, pos.as_slice()) else {
+    let (Some(mut tap), [gpu, ua, ub]) = (Tap::from_env(), pos.as_slice()) else {
         eprintln!("usage: TAP_STATE=DIR rvgpu-engine-test GPU UUID_A UUID_B [--iommufd]");
         std::process::exit(2);
     };
-    let mut tap = Tap { state, reported: 0 };
     let path = if iommufd { OpenPath::Iommufd } else { OpenPath::Container };
     let tag = if iommufd { "iommufd" } else { "container" };
     if let Err(e) = run(&mut tap, gpu, ua, ub, path, tag) {
         println!("# aborted: {e}");
     }
     // Anything not reported counts as failed (the runner also checks the plan).
-    while tap.reported < RESULTS {
-        tap.result(&format!("[{tag}] (not reached)"), Err("an earlier step failed".into()));
-    }
+    tap.fill_to(RESULTS, &format!("[{tag}] (not reached)"));
 }
 
 fn run(tap: &mut Tap, gpu: &str, ua: &str, ub: &str, path: OpenPath, tag: &str) -> Result<(), String> {
