@@ -143,8 +143,10 @@ struct Irqs {
 /// Guest memory as the worker sees it.
 struct Dma {
     handle: Option<DmaHandle>,
-    /// Pinned pages with whether they were pinned writable, oldest first.
+    /// Pinned pages with whether they were pinned writable.
     pins: KVec<(PinnedPage, bool)>,
+    /// Where the next eviction from a full `pins` happens.
+    next_evict: usize,
     /// The buffer framebuffer copies go through.
     bounce: KVec<u8>,
 }
@@ -240,6 +242,7 @@ impl Engine {
                 dma <- new_mutex!(Dma {
                     handle: None,
                     pins: KVec::new(),
+                    next_evict: 0,
                     bounce,
                 }),
                 vblank_timer <- new_mutex!(None),
@@ -546,13 +549,18 @@ impl Engine {
             Some(i) => i,
             None => {
                 if dma.pins.len() >= MAX_PINS {
-                    // Full: the oldest pin goes.
-                    if let Ok((p, _)) = dma.pins.remove(0) {
-                        if let Some(h) = dma.handle.as_ref() {
-                            h.unpin(p);
-                        }
-                        self.pinned.fetch_sub(1, Relaxed);
+                    // Full: one pin goes, in turn (a cheap approximation of the oldest).
+                    let victim = dma.next_evict % dma.pins.len();
+                    dma.next_evict = victim + 1;
+                    let last = dma.pins.pop().ok_or(CmdError(ERR_DMA_FAULT))?;
+                    let (p, _) = match dma.pins.get_mut(victim) {
+                        Some(slot) => core::mem::replace(slot, last),
+                        None => last,
+                    };
+                    if let Some(h) = dma.handle.as_ref() {
+                        h.unpin(p);
                     }
+                    self.pinned.fetch_sub(1, Relaxed);
                 }
                 // A read-only pin of this page is replaced by a writable one.
                 if let Some(i) = dma.pins.iter().position(|(p, _)| p.iova() == base) {
