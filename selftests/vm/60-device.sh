@@ -6,7 +6,7 @@
 # device and region info, config space, registers, passthrough framebuffer, isolation, reset,
 # bad input.
 . "$(dirname "$0")/../lib.sh"
-plan 33
+plan 35
 
 bin=$RVGPU_ROOT/selftests/vfio-client/target/release/rvgpu-device-test
 load_rvgpu

@@ -132,6 +132,13 @@ impl ConfigSpace {
         self.put16(MSI_CAP + 2, msi);
     }
 
+    /// Sets the MSI capability's enable bit: the state follows what user space set up through
+    /// `VFIO_DEVICE_SET_IRQS`.
+    pub(crate) fn set_msi_enabled(&mut self, on: bool) {
+        let ctl = self.get16(MSI_CAP + 2);
+        self.put16(MSI_CAP + 2, if on { ctl | 1 } else { ctl & !1 });
+    }
+
     /// Whether memory decode is on (BAR accesses are answered).
     pub(crate) fn memory_enabled(&self) -> bool {
         self.get16(COMMAND) & COMMAND_MEMORY != 0
@@ -188,6 +195,10 @@ mod tests {
         assert!(c.memory_enabled());
         assert_eq!(c.get16(COMMAND), 0x0546);
         c.write(MSI_CAP + 2, &[0xff, 0xff]);
+        assert_eq!(c.get16(MSI_CAP + 2), 0x0081);
+        c.set_msi_enabled(false);
+        assert_eq!(c.get16(MSI_CAP + 2), 0x0080);
+        c.set_msi_enabled(true);
         assert_eq!(c.get16(MSI_CAP + 2), 0x0081);
         c.reset();
         assert!(!c.memory_enabled());

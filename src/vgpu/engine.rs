@@ -422,6 +422,11 @@ impl Engine {
         }
     }
 
+    /// Whether MSI delivery is set up (an eventfd for the vector).
+    pub(crate) fn msi_enabled(&self) -> bool {
+        self.irqs.lock().msi.is_some()
+    }
+
     /// `VFIO_DEVICE_GET_IRQ_INFO` counts: one INTx, one MSI vector.
     pub(crate) fn irq_count(index: u32) -> u32 {
         match index {

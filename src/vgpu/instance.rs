@@ -286,7 +286,13 @@ impl DeviceOps for Vgpu {
     }
 
     fn set_irqs(this: &Device<Self>, set: IrqSet<'_>) -> Result {
-        this.engine.set_irqs(set)
+        let index = set.index;
+        this.engine.set_irqs(set)?;
+        if index == engine::IRQ_INDEX_MSI {
+            let on = this.engine.msi_enabled();
+            this.hw.lock().config.set_msi_enabled(on);
+        }
+        Ok(())
     }
 
     fn dma_unmap(this: &Device<Self>, iova: u64, len: u64) {

@@ -7,12 +7,13 @@
 //! `selftests/lib.sh`); the caller's `plan` must match [`RESULTS`].
 
 use std::fs;
+use std::os::fd::AsRawFd;
 
 use vfio_client::tap::{ensure, expect_errno, Tap};
 use vfio_client::{Device, Mmap, OpenPath, PciConfig, Prot, RegionInfo};
 
 /// How many results one run reports.
-const RESULTS: usize = 16;
+const RESULTS: usize = 17;
 
 const MIB: u64 = 1 << 20;
 const REGION_BAR0: u32 = 0;
@@ -321,5 +322,20 @@ fn run(tap: &mut Tap, gpu: &str, ua: &str, ub: &str, path: OpenPath, tag: &str) 
         ensure(c.command() == 0 && c.bar_raw(0) == 0x8, || format!("B: command {:#x} BAR0 {:#x}", c.command(), c.bar_raw(0)))
     })();
     tap.result(&t("the other vGPU's config space is untouched"), r);
+
+    // 17. The MSI capability's enable bit follows what SET_IRQS set up.
+    let r = (|| {
+        let msi_ctl = |d: &Device| -> Result<u32, String> { read_u32(d, &cfg, 0x4a, 2) };
+        let efd = vfio_client::EventFd::new().map_err(|e| e.to_string())?;
+        let before = msi_ctl(&a)?;
+        a.set_irq_eventfds(1, 0, &[efd.as_raw_fd()]).map_err(|e| format!("MSI eventfd: {e}"))?;
+        let on = msi_ctl(&a)?;
+        a.set_irq_eventfds(1, 0, &[-1]).map_err(|e| format!("MSI teardown: {e}"))?;
+        let off = msi_ctl(&a)?;
+        ensure(before & 1 == 0 && on & 1 == 1 && off & 1 == 0, || {
+            format!("MSI control before {before:#x}, with an eventfd {on:#x}, after teardown {off:#x}")
+        })
+    })();
+    tap.result(&t("the MSI capability's enable bit follows the MSI eventfd set up through SET_IRQS"), r);
     Ok(())
 }
