@@ -42,6 +42,8 @@ class Model:
 seed = int(os.environ.get("RVGPU_RANDOM_SEED", "0")) or random.randrange(1, 1 << 30)
 diag(f"seed {seed}, {STEPS} steps")
 rng = random.Random(seed)
+# Hundreds of creates are refused here, each with its log line: keep them off the console.
+sh("dmesg -n 1")
 load_rvgpu()
 boards = gpus()
 info = {g: {t: int(types(g)[t]["description"].split("framebuffer=")[1].split("M")[0])
@@ -96,3 +98,4 @@ for u in instances():
 check("all VRAM free again after removing everything",
       all(gpu_attr(g, "vram_free_mib") == gpu_attr(g, "vram_total_mib") for g in boards) and not instances())
 unload_rvgpu()
+sh("dmesg -n 5")
