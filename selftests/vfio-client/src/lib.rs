@@ -27,6 +27,7 @@ pub mod iommufd;
 pub mod irq;
 pub mod mmap;
 pub mod pci;
+pub mod rvgpu;
 pub mod sysfs;
 pub mod tap;
 pub mod uapi;

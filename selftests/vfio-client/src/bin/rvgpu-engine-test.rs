@@ -38,57 +38,12 @@ use vfio_client::uapi::{
     VFIO_IRQ_SET_ACTION_MASK, VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_BOOL, VFIO_IRQ_SET_DATA_EVENTFD,
     VFIO_IRQ_SET_DATA_NONE,
 };
+use vfio_client::rvgpu::*;
 use vfio_client::tap::{ensure, expect_errno, expect_errno_in, Tap};
 use vfio_client::{Device, EventFd, IrqAction, IrqData, Mmap, OpenPath, Prot, RegionInfo};
 
 /// How many results one run reports.
 const RESULTS: usize = 18;
-
-// ----- the interface (uapi/rvgpu.h) ----------------------------------------------------------
-
-const REG_FB_SIZE: u64 = 0x618;
-const REG_FRL_FPS: u64 = 0x61c;
-const REG_IRQ_STATUS: u64 = 0x700;
-const REG_IRQ_ENABLE: u64 = 0x704;
-const IRQ_COMPLETION: u32 = 1 << 0;
-const IRQ_ERROR: u32 = 1 << 1;
-const IRQ_VBLANK: u32 = 1 << 2;
-const IRQ_ALL: u32 = IRQ_COMPLETION | IRQ_ERROR | IRQ_VBLANK;
-const REG_RING_BASE_LO: u64 = 0x708;
-const REG_RING_BASE_HI: u64 = 0x70c;
-const REG_RING_SIZE: u64 = 0x710;
-const REG_RING_HEAD: u64 = 0x714;
-const REG_RING_TAIL: u64 = 0x718;
-const REG_ERROR: u64 = 0x71c;
-const REG_ERROR_HEAD: u64 = 0x720;
-const REG_FENCE: u64 = 0x724;
-const REG_COMPLETED: u64 = 0x728;
-const REG_VBLANK_COUNT: u64 = 0x72c;
-const REG_ENGINE_STATUS: u64 = 0x730;
-
-const ERR_NONE: u32 = 0;
-const ERR_BAD_OPCODE: u32 = 1;
-const ERR_FB_RANGE: u32 = 2;
-const ERR_DMA_FAULT: u32 = 3;
-const ERR_RING: u32 = 4;
-const ERR_BAD_ARGS: u32 = 5;
-
-const CMD_NOP: u32 = 0;
-const CMD_FILL: u32 = 1;
-const CMD_COPY_TO_FB: u32 = 2;
-const CMD_COPY_FROM_FB: u32 = 3;
-const CMD_FENCE: u32 = 4;
-const CMD_BYTES: u32 = 32;
-
-const DISPI: u64 = 0x500;
-const REGION_BAR0: u32 = 0;
-const REGION_BAR2: u32 = 2;
-const REGION_CONFIG: u32 = 7;
-const INTX: u32 = 0;
-const MSI: u32 = 1;
-const MSIX: u32 = 2;
-/// The MSI capability (uapi/README.md): control at +2, address at +4/+8, data at +12.
-const MSI_CAP: u64 = 0x48;
 
 // ----- this test's guest memory layout ---------------------------------------------------------
 

@@ -17,26 +17,12 @@
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
+use vfio_client::rvgpu::*;
 use vfio_client::{Device, EventFd, Mmap, OpenPath, Prot, RegionInfo};
 
 const DEFAULT_N: usize = 2000;
 const WARMUP: usize = 50;
 
-const REG_FB_SIZE: u64 = 0x618;
-const REG_IRQ_STATUS: u64 = 0x700;
-const REG_IRQ_ENABLE: u64 = 0x704;
-const REG_RING_BASE_LO: u64 = 0x708;
-const REG_RING_BASE_HI: u64 = 0x70c;
-const REG_RING_SIZE: u64 = 0x710;
-const REG_RING_TAIL: u64 = 0x718;
-const REG_ERROR: u64 = 0x71c;
-const IRQ_COMPLETION: u32 = 1;
-const IRQ_ALL: u32 = 7;
-const CMD_COPY_TO_FB: u32 = 2;
-const CMD_FENCE: u32 = 4;
-const MSI_CAP: u64 = 0x48;
-const INTX: u32 = 0;
-const MSI: u32 = 1;
 
 const RING_IOVA: u64 = 0x1000_0000;
 const RING_BUF: usize = 64 << 10;
