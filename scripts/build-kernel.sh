@@ -43,26 +43,12 @@ KCONFIG_CONFIG="$kdir/.config" "$src/scripts/kconfig/merge_config.sh" -m -O "$kd
 "${mk[@]}" -s olddefconfig
 
 # Every symbol of our fragment must come out as written.
-bad=0
-while IFS= read -r line; do
-	case "$line" in
-	CONFIG_*=*) want="$line" sym=${line%%=*} ;;
-	"# CONFIG_"*" is not set") sym=${line#\# }; sym=${sym%% *}; want="# $sym is not set" ;;
-	*) continue ;;
-	esac
-	got=$(grep -E "^($sym=|# $sym is not set)" "$kdir/.config" || true)
-	if [ "$got" != "$want" ] && ! { [ -z "$got" ] && [ "${want#\#}" != "$want" ]; }; then
-		echo "kernel: config: wanted '$want', got '${got:-<absent>}'" >&2
-		bad=1
-	fi
-done <"$here/kconfig/rvgpu-host.config"
-[ $bad = 0 ] || { echo "kernel: the config fragment did not apply" >&2; exit 1; }
+fragment_applied kernel "$kdir/.config" "$here/kconfig/rvgpu-host.config" ||
+	{ echo "kernel: the config fragment did not apply" >&2; exit 1; }
 
 echo "kernel: building bzImage and modules with ${jobs} jobs (about 15-20 minutes on 2 cores)"
 # Progress: one line a minute with the number of objects built so far.
-( while sleep 60; do
-	echo "kernel: ... $(( ($(date +%s) - start) / 60 )) min, $(find "$kdir" -name '*.o' 2>/dev/null | wc -l) objects"
-  done ) &
+build_ticker kernel "$kdir" "$start" &
 ticker=$!
 trap 'kill $ticker 2>/dev/null || true' EXIT
 "${mk[@]}" -s bzImage modules >"$kdir/build.log" 2>&1 || { tail -50 "$kdir/build.log" >&2; exit 1; }
@@ -70,3 +56,5 @@ trap 'kill $ticker 2>/dev/null || true' EXIT
 kill $ticker 2>/dev/null || true
 touch "$kdir/.rvgpu-complete"
 echo "kernel: built in $(( $(date +%s) - start )) s at $kdir"
+# Builds under other keys are stale now: they would only fill the disk.
+find "$RVGPU_CACHE/kernel" -mindepth 1 -maxdepth 1 -name 'host-*' ! -path "$kdir" -exec rm -rf {} +

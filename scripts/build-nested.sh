@@ -96,26 +96,11 @@ else
 		"$fragment" >/dev/null
 	"${mk[@]}" -s olddefconfig
 
-	# Every symbol of the fragment must come out as written ("is not set" also matches absent).
-	bad=0
-	while IFS= read -r line; do
-		case "$line" in
-		CONFIG_*=*) want="$line" sym=${line%%=*} ;;
-		"# CONFIG_"*" is not set") sym=${line#\# }; sym=${sym%% *}; want="# $sym is not set" ;;
-		*) continue ;;
-		esac
-		got=$(grep -E "^($sym=|# $sym is not set)" "$kdir/.config" || true)
-		if [ "$got" != "$want" ] && ! { [ -z "$got" ] && [ "${want#\#}" != "$want" ]; }; then
-			echo "$me: config: wanted '$want', got '${got:-<absent>}'" >&2
-			bad=1
-		fi
-	done <"$fragment"
-	[ $bad = 0 ] || die "the config fragment $fragment did not apply"
+	# Every symbol of the fragment must come out as written.
+	fragment_applied "$me" "$kdir/.config" "$fragment" || die "the config fragment $fragment did not apply"
 
 	echo "$me: building bzImage with $jobs jobs ($(grep -c '=y$' "$kdir/.config") options =y; a few minutes on 2 cores)"
-	( while sleep 60; do
-		echo "$me: ... $(( ($(date +%s) - start) / 60 )) min, $(find "$kdir" -name '*.o' 2>/dev/null | wc -l) objects"
-	  done ) &
+	build_ticker "$me" "$kdir" "$start" &
 	ticker=$!
 	trap 'kill $ticker 2>/dev/null || true' EXIT
 	"${mk[@]}" -s bzImage >"$kdir/build.log" 2>&1 || { tail -50 "$kdir/build.log" >&2; die "kernel build failed (log: $kdir/build.log)"; }

@@ -24,3 +24,31 @@ prepare_build() {
 	bash scripts/build-kernel.sh
 	make -s
 }
+
+# fragment_applied PREFIX CONFIG FRAGMENT: whether every line of a config FRAGMENT came out as
+# written in the .config file CONFIG ("# X is not set" also matches an absent symbol); prints
+# each mismatch, prefixed with PREFIX.
+fragment_applied() {
+	local me=$1 config=$2 fragment=$3 line want sym got bad=0
+	while IFS= read -r line; do
+		case "$line" in
+		CONFIG_*=*) want="$line" sym=${line%%=*} ;;
+		"# CONFIG_"*" is not set") sym=${line#\# }; sym=${sym%% *}; want="# $sym is not set" ;;
+		*) continue ;;
+		esac
+		got=$(grep -E "^($sym=|# $sym is not set)" "$config" || true)
+		if [ "$got" != "$want" ] && ! { [ -z "$got" ] && [ "${want#\#}" != "$want" ]; }; then
+			echo "$me: config: wanted '$want', got '${got:-<absent>}'" >&2
+			bad=1
+		fi
+	done <"$fragment"
+	[ $bad = 0 ]
+}
+
+# build_ticker PREFIX DIR START: prints once a minute how long a build in DIR has run and how many
+# objects it has made (run it in the background and kill it when the build is over).
+build_ticker() {
+	while sleep 60; do
+		echo "$1: ... $(( ($(date +%s) - $3) / 60 )) min, $(find "$2" -name '*.o' 2>/dev/null | wc -l) objects"
+	done
+}
