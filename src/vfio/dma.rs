@@ -77,13 +77,6 @@ impl DmaHandle {
     }
 }
 
-impl Clone for DmaHandle {
-    fn clone(&self) -> Self {
-        // SAFETY: By the type invariant `vdev` is valid while we hold our reference.
-        unsafe { Self::new(self.vdev.as_ptr()) }.unwrap_or_else(|_| Self { vdev: self.vdev })
-    }
-}
-
 impl Drop for DmaHandle {
     fn drop(&mut self) {
         // SAFETY: By the type invariant we hold a reference on the device; this may free it.
