@@ -116,6 +116,12 @@ pub(crate) trait DeviceOps: Sized + Send + Sync {
         Err(EINVAL)
     }
 
+    /// The device is being removed while user space still has it open: ask it to let go (the
+    /// VFIO core calls this every 10 s until the device is closed; `count` says how often).
+    fn request(_this: &Device<Self>, _count: u32) {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
     /// User space unmapped `[iova, iova + len)`: every page pinned in it must be unpinned
     /// before this returns. Providing this is what allows pinning pages at all.
     fn dma_unmap(_this: &Device<Self>, _iova: u64, _len: u64) {
@@ -381,6 +387,11 @@ impl<T: DeviceOps> OpsTable<T> {
         mmap: if T::HAS_MMAP { Some(Self::mmap) } else { None },
         ioctl: Some(Self::ioctl),
         get_region_info_caps: Some(Self::get_region_info_caps),
+        request: if T::HAS_REQUEST {
+            Some(Self::request)
+        } else {
+            None
+        },
         dma_unmap: if T::HAS_DMA_UNMAP {
             Some(Self::dma_unmap)
         } else {
@@ -595,6 +606,16 @@ impl<T: DeviceOps> OpsTable<T> {
                 data: irq_data,
             },
         )
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFIO core with a device being unregistered (its data is still live).
+    unsafe extern "C" fn request(vdev: *mut bindings::vfio_device, count: c_uint) {
+        // SAFETY: The device is still allocated and its data initialised while the VFIO core
+        // waits in `vfio_unregister_group_dev()`.
+        let this = unsafe { Device::<T>::from_raw(vdev) };
+        T::request(this, count);
     }
 
     /// # Safety

@@ -109,6 +109,8 @@ const BOUNCE: usize = 16 * 1024;
 /// VFIO interrupt indexes.
 pub(crate) const IRQ_INDEX_INTX: u32 = 0;
 pub(crate) const IRQ_INDEX_MSI: u32 = 1;
+/// The device request interrupt: the host asks user space to release the device.
+pub(crate) const IRQ_INDEX_REQ: u32 = 4;
 
 /// The guest-visible engine registers; the trap path and the worker share them.
 #[derive(Default)]
@@ -138,6 +140,7 @@ struct Irqs {
     /// INTx is automasked after each delivery until user space unmasks it.
     intx_masked: bool,
     msi: Option<EventFd>,
+    req: Option<EventFd>,
 }
 
 /// Guest memory as the worker sees it.
@@ -422,6 +425,13 @@ impl Engine {
         }
     }
 
+    /// Asks user space to release the device (the request interrupt), if it listens.
+    /// Returns whether anyone was asked.
+    pub(crate) fn request_release(&self) -> bool {
+        let i = self.irqs.lock();
+        i.req.as_ref().map(|e| e.signal()).is_some()
+    }
+
     /// Whether MSI delivery is set up (an eventfd for the vector).
     pub(crate) fn msi_enabled(&self) -> bool {
         self.irqs.lock().msi.is_some()
@@ -430,7 +440,7 @@ impl Engine {
     /// `VFIO_DEVICE_GET_IRQ_INFO` counts: one INTx, one MSI vector.
     pub(crate) fn irq_count(index: u32) -> u32 {
         match index {
-            IRQ_INDEX_INTX | IRQ_INDEX_MSI => 1,
+            IRQ_INDEX_INTX | IRQ_INDEX_MSI | IRQ_INDEX_REQ => 1,
             _ => 0,
         }
     }
@@ -450,6 +460,7 @@ impl Engine {
                         i.intx = None;
                         i.intx_masked = false;
                     }
+                    IRQ_INDEX_REQ => i.req = None,
                     _ => i.msi = None,
                 }
                 return Ok(());
@@ -490,21 +501,23 @@ impl Engine {
                         Some(EventFd::from_fd(fd)?)
                     };
                     let mut i = self.irqs.lock();
-                    if set.index == IRQ_INDEX_INTX {
-                        i.intx = efd;
-                        i.intx_masked = false;
-                    } else {
-                        i.msi = efd;
+                    match set.index {
+                        IRQ_INDEX_INTX => {
+                            i.intx = efd;
+                            i.intx_masked = false;
+                        }
+                        IRQ_INDEX_REQ => i.req = efd,
+                        _ => i.msi = efd,
                     }
                     Ok(())
                 }
                 _ => {
                     if selected {
                         let i = self.irqs.lock();
-                        let e = if set.index == IRQ_INDEX_INTX {
-                            &i.intx
-                        } else {
-                            &i.msi
+                        let e = match set.index {
+                            IRQ_INDEX_INTX => &i.intx,
+                            IRQ_INDEX_REQ => &i.req,
+                            _ => &i.msi,
                         };
                         if let Some(e) = e.as_ref() {
                             e.signal();

@@ -276,6 +276,7 @@ impl DeviceOps for Vgpu {
                     | vb::VFIO_IRQ_INFO_AUTOMASKED
             }
             engine::IRQ_INDEX_MSI => vb::VFIO_IRQ_INFO_EVENTFD | vb::VFIO_IRQ_INFO_NORESIZE,
+            engine::IRQ_INDEX_REQ => vb::VFIO_IRQ_INFO_EVENTFD,
             i if i < vb::VFIO_PCI_NUM_IRQS => 0,
             _ => return Err(EINVAL),
         };
@@ -293,6 +294,23 @@ impl DeviceOps for Vgpu {
             this.hw.lock().config.set_msi_enabled(on);
         }
         Ok(())
+    }
+
+    fn request(this: &Device<Self>, count: u32) {
+        let asked = this.engine.request_release();
+        if count == 0 {
+            if asked {
+                dev_notice!(
+                    this.dev(),
+                    "removal requested: asking the VM to release the vGPU\n"
+                );
+            } else {
+                dev_notice!(
+                    this.dev(),
+                    "removal requested, but the vGPU's user takes no request: waiting for it to close\n"
+                );
+            }
+        }
     }
 
     fn dma_unmap(this: &Device<Self>, iova: u64, len: u64) {
