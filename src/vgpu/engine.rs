@@ -215,6 +215,25 @@ impl From<Error> for CmdError {
     }
 }
 
+/// Checks a rectangle of `height` lines of `width` bytes, `stride` apart from `offset`, against
+/// a framebuffer of `fb_size` bytes.
+fn check_rect(
+    fb_size: u64,
+    offset: u32,
+    stride: u32,
+    width: u32,
+    height: u32,
+) -> Result<(), CmdError> {
+    if width == 0 || height == 0 || width > stride {
+        return Err(CmdError(ERR_BAD_ARGS));
+    }
+    let end = u64::from(offset) + u64::from(stride) * u64::from(height - 1) + u64::from(width);
+    if end > fb_size {
+        return Err(CmdError(ERR_FB_RANGE));
+    }
+    Ok(())
+}
+
 /// `a + b` on guest addresses: wrapping past the top of the IOVA space is a DMA fault.
 fn iova_add(a: u64, b: u64) -> Result<u64, CmdError> {
     a.checked_add(b).ok_or(CmdError(ERR_DMA_FAULT))
@@ -633,14 +652,7 @@ impl Engine {
 
     /// Checks a framebuffer rectangle (`width` bytes by `height` lines, `stride` apart).
     fn fb_rect(&self, offset: u32, stride: u32, width: u32, height: u32) -> Result<(), CmdError> {
-        if width == 0 || height == 0 || width > stride {
-            return Err(CmdError(ERR_BAD_ARGS));
-        }
-        let end = u64::from(offset) + u64::from(stride) * u64::from(height - 1) + u64::from(width);
-        if end > self.fb_size {
-            return Err(CmdError(ERR_FB_RANGE));
-        }
-        Ok(())
+        check_rect(self.fb_size, offset, stride, width, height)
     }
 
     /// A COPY command, line by line through the bounce buffer.
@@ -835,5 +847,42 @@ impl HrTimerCallback for Engine {
         arc.kick();
         ctx.forward_now(Delta::from_micros(this.vblank_period_us));
         HrTimerRestart::Restart
+    }
+}
+
+#[kunit_tests(rvgpu_vgpu_engine)]
+mod tests {
+    use super::*;
+
+    fn code<T>(r: Result<T, CmdError>) -> u32 {
+        match r {
+            Ok(_) => 0,
+            Err(CmdError(c)) => c,
+        }
+    }
+
+    #[test]
+    fn rectangles() {
+        const FB: u64 = 4 << 20;
+        assert_eq!(code(check_rect(FB, 0, 4096, 4096, 1024)), 0);
+        // The last byte of the framebuffer, and one past it.
+        assert_eq!(code(check_rect(FB, (4 << 20) - 4, 4, 4, 1)), 0);
+        assert_eq!(code(check_rect(FB, (4 << 20) - 4, 8, 8, 1)), ERR_FB_RANGE);
+        assert_eq!(code(check_rect(FB, 0, 4096, 4096, 1025)), ERR_FB_RANGE);
+        // Sizes that would overflow 32 bits are still caught.
+        assert_eq!(
+            code(check_rect(FB, u32::MAX, u32::MAX, u32::MAX, u32::MAX)),
+            ERR_FB_RANGE
+        );
+        assert_eq!(code(check_rect(FB, 0, 4, 8, 1)), ERR_BAD_ARGS);
+        assert_eq!(code(check_rect(FB, 0, 4, 0, 1)), ERR_BAD_ARGS);
+        assert_eq!(code(check_rect(FB, 0, 4, 4, 0)), ERR_BAD_ARGS);
+    }
+
+    #[test]
+    fn iova_arithmetic() {
+        assert_eq!(code(iova_add(0x1000, 0x1000)), 0);
+        assert_eq!(code(iova_add(u64::MAX - 3, 3)), 0);
+        assert_eq!(code(iova_add(u64::MAX - 3, 4)), ERR_DMA_FAULT);
     }
 }
