@@ -143,6 +143,29 @@ struct Irqs {
     req: Option<EventFd>,
 }
 
+impl Irqs {
+    /// The eventfd of a VFIO interrupt index (MSI for any other index).
+    fn slot(&self, index: u32) -> &Option<EventFd> {
+        match index {
+            IRQ_INDEX_INTX => &self.intx,
+            IRQ_INDEX_REQ => &self.req,
+            _ => &self.msi,
+        }
+    }
+
+    /// Sets (or, with `None`, tears down) the eventfd of an index; INTx starts unmasked.
+    fn set(&mut self, index: u32, efd: Option<EventFd>) {
+        match index {
+            IRQ_INDEX_INTX => {
+                self.intx = efd;
+                self.intx_masked = false;
+            }
+            IRQ_INDEX_REQ => self.req = efd,
+            _ => self.msi = efd,
+        }
+    }
+}
+
 /// Guest memory as the worker sees it.
 struct Dma {
     handle: Option<DmaHandle>,
@@ -473,15 +496,7 @@ impl Engine {
         if set.count == 0 {
             // count 0 with DATA_NONE and TRIGGER: disable the index.
             if matches!(set.action, IrqAction::Trigger) && matches!(set.data, IrqData::None) {
-                let mut i = self.irqs.lock();
-                match set.index {
-                    IRQ_INDEX_INTX => {
-                        i.intx = None;
-                        i.intx_masked = false;
-                    }
-                    IRQ_INDEX_REQ => i.req = None,
-                    _ => i.msi = None,
-                }
+                self.irqs.lock().set(set.index, None);
                 return Ok(());
             }
             return Err(EINVAL);
@@ -519,26 +534,12 @@ impl Engine {
                     } else {
                         Some(EventFd::from_fd(fd)?)
                     };
-                    let mut i = self.irqs.lock();
-                    match set.index {
-                        IRQ_INDEX_INTX => {
-                            i.intx = efd;
-                            i.intx_masked = false;
-                        }
-                        IRQ_INDEX_REQ => i.req = efd,
-                        _ => i.msi = efd,
-                    }
+                    self.irqs.lock().set(set.index, efd);
                     Ok(())
                 }
                 _ => {
                     if selected {
-                        let i = self.irqs.lock();
-                        let e = match set.index {
-                            IRQ_INDEX_INTX => &i.intx,
-                            IRQ_INDEX_REQ => &i.req,
-                            _ => &i.msi,
-                        };
-                        if let Some(e) = e.as_ref() {
+                        if let Some(e) = self.irqs.lock().slot(set.index) {
                             e.signal();
                         }
                     }
