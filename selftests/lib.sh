@@ -88,3 +88,33 @@ bochs_boards() {
 	done
 	return 0
 }
+
+# check_kernel_log [MARK]: one result: no warning, oops or BUG in the kernel log (since line MARK
+# of it, see dmesg_mark; the whole log by default).
+check_kernel_log() {
+	local log
+	log=$(dmesg_since "${1:-0}")
+	if printf '%s\n' "$log" | grep -qE 'WARNING:|BUG:|Oops|Call Trace'; then
+		fail "no kernel warning, oops or BUG" \
+			"$(printf '%s\n' "$log" | grep -E -A8 'WARNING:|BUG:|Oops' | head -40)"
+	else
+		ok "no kernel warning, oops or BUG"
+	fi
+}
+
+# on_two_vgpus BIN: creates two GRID RVGPU-64Q vGPUs on the last bound GPU, runs
+# `BIN GPU UUID_A UUID_B` through the VFIO container path and then with --iommufd, and removes
+# them. BIN reports its own results.
+on_two_vgpus() {
+	local bin=$1 gpu types a b
+	gpu=$(basename "$(ls -d /sys/bus/pci/drivers/nvidia/0000:* | tail -1)")
+	types=/sys/bus/pci/devices/$gpu/mdev_supported_types
+	a=$(cat /proc/sys/kernel/random/uuid)
+	b=$(cat /proc/sys/kernel/random/uuid)
+	echo "$a" >"$types/nvidia-9106/create"
+	echo "$b" >"$types/nvidia-9106/create"
+	"$bin" "$gpu" "$a" "$b"
+	"$bin" "$gpu" "$a" "$b" --iommufd
+	echo 1 >"/sys/bus/mdev/devices/$a/remove"
+	echo 1 >"/sys/bus/mdev/devices/$b/remove"
+}

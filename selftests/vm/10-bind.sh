@@ -91,8 +91,4 @@ done
 if [ ${#left[@]} -eq 0 ]; then ok "rmmod leaves no trace"; else fail "rmmod leaves no trace" "${left[@]}"; fi
 
 # The kernel log of this whole test has no warning, oops or BUG.
-if dmesg | grep -qE 'WARNING:|BUG:|Oops|Call Trace|kernel BUG'; then
-	fail "no kernel warning, oops or BUG" "$(dmesg | grep -E -A5 'WARNING:|BUG:|Oops|kernel BUG' | head -40)"
-else
-	ok "no kernel warning, oops or BUG"
-fi
+check_kernel_log

@@ -9,25 +9,8 @@
 . "$(dirname "$0")/../lib.sh"
 plan 37
 
-bin=$RVGPU_ROOT/selftests/vfio-client/target/release/rvgpu-engine-test
 mark=$(dmesg_mark)
 load_rvgpu
-gpu=$(basename "$(ls -d /sys/bus/pci/drivers/nvidia/0000:* | tail -1)")
-types=/sys/bus/pci/devices/$gpu/mdev_supported_types
-a=$(cat /proc/sys/kernel/random/uuid)
-b=$(cat /proc/sys/kernel/random/uuid)
-echo "$a" >"$types/nvidia-9106/create"
-echo "$b" >"$types/nvidia-9106/create"
-
-"$bin" "$gpu" "$a" "$b"
-"$bin" "$gpu" "$a" "$b" --iommufd
-
-echo 1 >"/sys/bus/mdev/devices/$a/remove"
-echo 1 >"/sys/bus/mdev/devices/$b/remove"
-log=$(dmesg_since "$mark")
-if printf '%s\n' "$log" | grep -qE 'WARNING:|BUG:|Oops|Call Trace'; then
-	fail "no kernel warning, oops or BUG" "$(printf '%s\n' "$log" | grep -E -A8 'WARNING:|BUG:|Oops' | head -40)"
-else
-	ok "no kernel warning, oops or BUG"
-fi
+on_two_vgpus "$RVGPU_ROOT/selftests/vfio-client/target/release/rvgpu-engine-test"
+check_kernel_log "$mark"
 unload_rvgpu || diag "rmmod rvgpu failed"

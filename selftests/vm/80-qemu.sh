@@ -72,9 +72,5 @@ run_path() {
 
 run_path container
 run_path iommufd
-if dmesg | grep -qE 'WARNING:|BUG:|Oops|Call Trace'; then
-	fail "no kernel warning, oops or BUG" "$(dmesg | grep -E -A8 'WARNING:|BUG:|Oops' | head -40)"
-else
-	ok "no kernel warning, oops or BUG"
-fi
+check_kernel_log
 unload_rvgpu
