@@ -46,6 +46,7 @@
 #define RVGPU_DISPI_INDEX_X_OFFSET	0x8
 #define RVGPU_DISPI_INDEX_Y_OFFSET	0x9
 #define RVGPU_DISPI_INDEX_VIDEO_MEMORY_64K 0xa	/* read-only: RVGPU_REG_FB_SIZE / 64 KiB */
+#define RVGPU_DISPI_COUNT		0xb	/* registers at 0x500 - 0x515; above them read 0 */
 
 #define RVGPU_DISPI_ID			0xb0c5
 #define RVGPU_DISPI_ENABLED		0x01
@@ -55,6 +56,8 @@
 #define RVGPU_DISPI_NOCLEARMEM		0x80	/* without it, enabling clears the visible area */
 
 /* 0x600 - 0x607: QEMU's extension registers (32 bits). */
+#define RVGPU_MMIO_QEXT			0x600
+#define RVGPU_MMIO_QEXT_END		0x620	/* QEMU's and rvgpu's extension registers end */
 #define RVGPU_MMIO_QEXT_SIZE		0x600	/* read-only: 0x20, the size of 0x600 - 0x61f */
 #define RVGPU_MMIO_QEXT_BYTEORDER	0x604	/* framebuffer byte order */
 #define RVGPU_BYTEORDER_LE		0xbebebebe
@@ -73,10 +76,14 @@
 /*
  * 0x700 - 0x73f: interrupts and the command engine (32-bit registers).
  *
- * The physical board has no engine: each vGPU's engine is executed by the host driver, on a
- * workqueue of the physical GPU, outside the register trap path. Interrupts reach the VM through
+ * The physical board has no engine: each vGPU's engine is executed by the host driver, on the
+ * kernel's unbound workqueue, outside the register trap path. Interrupts reach the VM through
  * INTx (pin A; VFIO index 0, with mask/unmask and automasking) or MSI (one vector, VFIO index 1).
+ * The engine registers are 32 bits wide and take 4-byte accesses only.
  */
+#define RVGPU_MMIO_ENGINE		0x700
+#define RVGPU_MMIO_ENGINE_SIZE		0x40
+
 #define RVGPU_REG_IRQ_STATUS		0x700	/* pending sources; write 1 to clear */
 #define RVGPU_REG_IRQ_ENABLE		0x704	/* sources that interrupt */
 #define RVGPU_IRQ_COMPLETION		(1 << 0)	/* a FENCE command completed */
@@ -105,6 +112,8 @@
 						 * or the ring itself could not be read */
 #define RVGPU_ERR_BAD_ARGS		5	/* zero or misaligned sizes, width > stride, height
 						 * where there is none */
+#define RVGPU_ERR_HOST			6	/* the host could not reach the physical GPU's
+						 * memory (the board was removed) */
 
 /*
  * Commands: 32 bytes each, little-endian, in the ring. The engine runs the commands from HEAD up
@@ -120,32 +129,46 @@
 #define RVGPU_CMD_COPY_FROM_FB		3	/* framebuffer rectangle -> guest memory */
 #define RVGPU_CMD_FENCE			4	/* write a 32-bit value to guest memory, then interrupt */
 
+#define RVGPU_CMD_SIZE			32	/* bytes, sizeof(struct rvgpu_cmd) */
+#define RVGPU_RING_MIN_SIZE		0x1000
+#define RVGPU_RING_MAX_SIZE		0x100000
+
+/* The arguments of each command, after opcode and height (24 bytes each). */
+struct rvgpu_cmd_fill {
+	__u32 fb_offset;
+	__u32 fb_stride;
+	__u32 width;			/* bytes, a multiple of 4 */
+	__u32 value;
+	__u32 pad[2];
+};
+
+struct rvgpu_cmd_copy {
+	__u64 iova;			/* guest memory, lines iova_stride bytes apart */
+	__u32 iova_stride;
+	__u32 fb_offset;
+	__u32 fb_stride;
+	__u32 width;			/* bytes */
+};
+
+struct rvgpu_cmd_fence {
+	__u64 iova;			/* 4-byte aligned */
+	__u32 value;
+	__u32 pad[3];
+};
+
 struct rvgpu_cmd {
 	__u32 opcode;
 	__u32 height;			/* lines, for FILL and COPY_*; 0 for the others */
 	union {
-		struct {
-			__u32 fb_offset;
-			__u32 fb_stride;
-			__u32 width;	/* bytes, a multiple of 4 */
-			__u32 value;
-			__u32 pad[2];
-		} fill;
-		struct {
-			__u64 iova;	/* guest memory, lines iova_stride bytes apart */
-			__u32 iova_stride;
-			__u32 fb_offset;
-			__u32 fb_stride;
-			__u32 width;	/* bytes */
-		} copy;
-		struct {
-			__u64 iova;	/* 4-byte aligned */
-			__u32 value;
-			__u32 pad[3];
-		} fence;
+		struct rvgpu_cmd_fill fill;
+		struct rvgpu_cmd_copy copy;
+		struct rvgpu_cmd_fence fence;
+		__u32 args[6];
 	};
 };
 
-_Static_assert(sizeof(struct rvgpu_cmd) == 32, "rvgpu_cmd is 32 bytes");
+_Static_assert(sizeof(struct rvgpu_cmd) == RVGPU_CMD_SIZE, "rvgpu_cmd is 32 bytes");
+_Static_assert(sizeof(struct rvgpu_cmd_fill) == 24 && sizeof(struct rvgpu_cmd_copy) == 24 &&
+	       sizeof(struct rvgpu_cmd_fence) == 24, "command arguments are 24 bytes");
 
 #endif /* _UAPI_RVGPU_H */

@@ -5,9 +5,10 @@
 # would, once through the container/type1 path and once through iommufd/cdev
 # (selftests/vfio-client, rvgpu-engine-test): interrupt info and SET_IRQS, the ring, FILL / COPY /
 # FENCE, MSI and INTx delivery, every error code, unmapping under queued commands, two vGPUs at
-# once, vblank, close with work in flight, pinned pages released.
+# once, vblank, close with work in flight, closing while the vblank timer runs (200 times), more
+# pinned pages than the pin cache holds, pinned pages released.
 . "$(dirname "$0")/../lib.sh"
-plan 37
+plan 41
 
 mark=$(dmesg_mark)
 load_rvgpu

@@ -10,6 +10,7 @@ use std::fs;
 use std::os::fd::AsFd;
 use std::time::Instant;
 
+use vfio_client::rvgpu::{MMIO_DISPI, REGION_BAR0, REGION_BAR2, REGION_CONFIG};
 use vfio_client::{Device, Mmap, OpenPath, Prot};
 
 const READS: u32 = 20_000;
@@ -49,13 +50,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let rvgpu = Device::open(rv, OpenPath::Container)?;
     let mbochs = Device::open(mb, OpenPath::Container)?;
-    let (rv_bar2, rv_cfg, rv_bar0) = (rvgpu.region_info(2)?, rvgpu.region_info(7)?, rvgpu.region_info(0)?);
-    let mb_bar2 = mbochs.region_info(2)?;
+    let (rv_bar2, rv_cfg, rv_bar0) =
+        (rvgpu.region_info(REGION_BAR2)?, rvgpu.region_info(REGION_CONFIG)?, rvgpu.region_info(REGION_BAR0)?);
+    let mb_bar2 = mbochs.region_info(REGION_BAR2)?;
     // Memory decode on, so register reads are answered.
     rvgpu.pwrite(rv_cfg.offset + 4, &6u16.to_le_bytes())?;
 
-    let rv_reg = ns_per_read(&rvgpu, rv_bar2.offset + 0x500);
-    let mb_reg = ns_per_read(&mbochs, mb_bar2.offset + 0x500);
+    // mbochs has its DISPI registers at the same place.
+    let rv_reg = ns_per_read(&rvgpu, rv_bar2.offset + MMIO_DISPI);
+    let mb_reg = ns_per_read(&mbochs, mb_bar2.offset + MMIO_DISPI);
     let rv_cfg_ns = ns_per_read(&rvgpu, rv_cfg.offset);
     println!("trapped 4-byte register read (pread), {READS} reads:");
     println!("  rvgpu  BAR2 DISPI     {rv_reg:9.0} ns");
@@ -64,10 +67,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  ratio rvgpu/mbochs    {:9.2}", rv_reg / mb_reg);
     println!("  ratio register/config {:9.2}", rv_reg / rv_cfg_ns);
 
-    let usable = rv_bar0
-        .sparse_areas()
-        .and_then(|a| a.first())
-        .map_or(0, |a| a.size as usize);
+    let usable = rv_bar0.sparse_areas().and_then(|a| a.first()).map_or(0, |a| a.size as usize);
     let len = FB_BYTES.min(usable);
     let mut vmap = rvgpu.mmap_region(&rv_bar0, 0, len, Prot::RW)?;
     let res = fs::OpenOptions::new().read(true).write(true).open(format!("/sys/bus/pci/devices/{gpu}/resource0"))?;

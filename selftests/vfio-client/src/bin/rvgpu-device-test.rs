@@ -9,6 +9,7 @@
 use std::fs;
 use std::os::fd::AsRawFd;
 
+use vfio_client::rvgpu::*;
 use vfio_client::tap::{ensure, expect_errno, Tap};
 use vfio_client::{Device, Mmap, OpenPath, PciConfig, Prot, RegionInfo};
 
@@ -16,10 +17,6 @@ use vfio_client::{Device, Mmap, OpenPath, PciConfig, Prot, RegionInfo};
 const RESULTS: usize = 17;
 
 const MIB: u64 = 1 << 20;
-const REGION_BAR0: u32 = 0;
-const REGION_BAR2: u32 = 2;
-const REGION_CONFIG: u32 = 7;
-const DISPI: u64 = 0x500;
 const VFIO_DEVICE_FLAGS_PCI: u32 = 1 << 1;
 const VFIO_DEVICE_FLAGS_RESET: u32 = 1 << 0;
 
@@ -34,11 +31,11 @@ fn write_val(dev: &Device, r: &RegionInfo, off: u64, len: usize, v: u32) -> Resu
 }
 
 fn dispi(dev: &Device, bar2: &RegionInfo, index: u64) -> Result<u32, String> {
-    read_u32(dev, bar2, DISPI + 2 * index, 2)
+    read_u32(dev, bar2, MMIO_DISPI + 2 * index, 2)
 }
 
 fn set_dispi(dev: &Device, bar2: &RegionInfo, index: u64, v: u32) -> Result<(), String> {
-    write_val(dev, bar2, DISPI + 2 * index, 2, v)
+    write_val(dev, bar2, MMIO_DISPI + 2 * index, 2, v)
 }
 
 fn config(dev: &Device, cfg: &RegionInfo) -> Result<PciConfig, String> {
@@ -99,7 +96,9 @@ fn run(tap: &mut Tap, gpu: &str, ua: &str, ub: &str, path: OpenPath, tag: &str) 
     tap.result(
         &t("VFIO_DEVICE_GET_INFO: a PCI device with reset, 9 regions, 5 interrupt indexes"),
         ensure(
-            info.flags == VFIO_DEVICE_FLAGS_PCI | VFIO_DEVICE_FLAGS_RESET && info.num_regions == 9 && info.num_irqs == 5,
+            info.flags == VFIO_DEVICE_FLAGS_PCI | VFIO_DEVICE_FLAGS_RESET
+                && info.num_regions == 9
+                && info.num_irqs == 5,
             || format!("{info:?}"),
         ),
     );
@@ -110,14 +109,15 @@ fn run(tap: &mut Tap, gpu: &str, ua: &str, ub: &str, path: OpenPath, tag: &str) 
     let bar2 = regions[REGION_BAR2 as usize].clone();
     let cfg = regions[REGION_CONFIG as usize].clone();
     let usable = bar0.sparse_areas().and_then(|s| s.first()).map(|s| (s.offset, s.size));
-    let others_empty = regions.iter().filter(|r| ![0, 2, 7].contains(&r.index)).all(|r| r.size == 0);
+    let others_empty =
+        regions.iter().filter(|r| ![REGION_BAR0, REGION_BAR2, REGION_CONFIG].contains(&r.index)).all(|r| r.size == 0);
     let r = ensure(
         bar0.size.is_power_of_two()
             && bar0.mmappable()
             && bar0.readable()
             && bar0.writable()
             && matches!(usable, Some((0, u)) if u < bar0.size && u % MIB == 0)
-            && bar2.size == 4096
+            && bar2.size == MMIO_SIZE
             && !bar2.mmappable()
             && cfg.size == 256
             && others_empty,
@@ -134,12 +134,12 @@ fn run(tap: &mut Tap, gpu: &str, ua: &str, ub: &str, path: OpenPath, tag: &str) 
     tap.result(
         &t("config: 1234:1111 class 0x038000 rev 2, subsystem 1af4:1100, capabilities PM then MSI"),
         ensure(
-            c.vendor_id() == 0x1234
-                && c.device_id() == 0x1111
-                && c.class_code() == 0x038000
-                && c.revision() == 2
-                && c.subsystem_vendor_id() == 0x1af4
-                && c.subsystem_id() == 0x1100
+            c.vendor_id() == PCI_VENDOR_ID
+                && c.device_id() == PCI_DEVICE_ID
+                && c.class_code() == PCI_CLASS
+                && c.revision() == PCI_REVISION
+                && c.subsystem_vendor_id() == PCI_SUBSYSTEM_VENDOR_ID
+                && c.subsystem_id() == PCI_SUBSYSTEM_ID
                 && caps == [0x01, 0x05],
             || format!("{:02x?}\ncaps {caps:?}", &c.bytes()[..0x58]),
         ),
@@ -154,7 +154,8 @@ fn run(tap: &mut Tap, gpu: &str, ua: &str, ub: &str, path: OpenPath, tag: &str) 
         let (b0, b1, b2) = (read_u32(&a, &cfg, 0x10, 4)?, read_u32(&a, &cfg, 0x14, 4)?, read_u32(&a, &cfg, 0x18, 4)?);
         let id = read_u32(&a, &cfg, 0, 4)?;
         let want0 = !(bar0.size as u32 - 1) | 0x8;
-        ensure(b0 == want0 && b1 == 0 && b2 == 0xffff_f000 && id == 0x1111_1234, || {
+        let want_id = u32::from(PCI_DEVICE_ID) << 16 | u32::from(PCI_VENDOR_ID);
+        ensure(b0 == want0 && b1 == 0 && b2 == !(MMIO_SIZE as u32 - 1) && id == want_id, || {
             format!("BAR0 {b0:#x} (want {want0:#x}) BAR1 {b1:#x} BAR2 {b2:#x} id {id:#x}")
         })?;
         write_val(&a, &cfg, 0x10, 4, 0xe000_0000)?;
@@ -173,12 +174,12 @@ fn run(tap: &mut Tap, gpu: &str, ua: &str, ub: &str, path: OpenPath, tag: &str) 
     // 6. Command register: memory decode off reads all-ones.
     let r = (|| {
         memory_on(&a, &cfg, false)?;
-        let off_id = dispi(&a, &bar2, 0)?;
+        let off_id = dispi(&a, &bar2, DISPI_INDEX_ID)?;
         let mut fb = [0u8; 4];
         a.read_region_exact(&bar0, 0, &mut fb).map_err(|e| e.to_string())?;
         memory_on(&a, &cfg, true)?;
-        let on_id = dispi(&a, &bar2, 0)?;
-        ensure(off_id == 0xffff && fb == [0xff; 4] && on_id == 0xb0c5, || {
+        let on_id = dispi(&a, &bar2, DISPI_INDEX_ID)?;
+        ensure(off_id == 0xffff && fb == [0xff; 4] && on_id == u32::from(DISPI_ID), || {
             format!("decode off: id {off_id:#x} fb {fb:02x?}; on: id {on_id:#x}")
         })
     })();
@@ -186,55 +187,75 @@ fn run(tap: &mut Tap, gpu: &str, ua: &str, ub: &str, path: OpenPath, tag: &str) 
 
     // 7. Registers: identity, VRAM size, extension registers, EDID.
     let r = (|| {
-        let mem64k = dispi(&a, &bar2, 0xa)?;
-        let qext = read_u32(&a, &bar2, 0x600, 4)?;
-        let magic = read_u32(&a, &bar2, 0x608, 4)?;
-        let heads = read_u32(&a, &bar2, 0x60c, 4)?;
-        let fbsize = read_u32(&a, &bar2, 0x618, 4)?;
+        let mem64k = dispi(&a, &bar2, DISPI_INDEX_VIDEO_MEMORY_64K)?;
+        let qext = read_u32(&a, &bar2, MMIO_QEXT_SIZE, 4)?;
+        let magic = read_u32(&a, &bar2, REG_MAGIC, 4)?;
+        let heads = read_u32(&a, &bar2, REG_HEADS, 4)?;
+        let fbsize = read_u32(&a, &bar2, REG_FB_SIZE, 4)?;
         let mut edid = [0u8; 128];
         for i in 0..32 {
-            edid[4 * i..4 * i + 4].copy_from_slice(&read_u32(&a, &bar2, 4 * i as u64, 4)?.to_le_bytes());
+            edid[4 * i..4 * i + 4].copy_from_slice(&read_u32(&a, &bar2, MMIO_EDID + 4 * i as u64, 4)?.to_le_bytes());
         }
         let sum = edid.iter().fold(0u8, |s, &x| s.wrapping_add(x));
         ensure(
             u64::from(mem64k) * 65536 == usable
-                && qext == 0x20
-                && magic == 0x5047_5652
+                && u64::from(qext) == MMIO_QEXT_END - MMIO_QEXT
+                && magic == MAGIC
                 && (1..=4).contains(&heads)
                 && u64::from(fbsize) == usable
                 && edid[..8] == [0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0]
                 && sum == 0,
-            || format!("mem64k {mem64k} qext {qext:#x} magic {magic:#x} heads {heads} fb {fbsize} edid {:02x?} sum {sum}", &edid[..16]),
+            || {
+                format!(
+                    "mem64k {mem64k} qext {qext:#x} magic {magic:#x} heads {heads} fb {fbsize} edid {:02x?} sum {sum}",
+                    &edid[..16]
+                )
+            },
         )
     })();
     tap.result(&t("registers: DISPI VRAM size = usable framebuffer, QEMU/rvgpu extension registers, a valid EDID"), r);
 
     // 8. Mode set as bochs-drm does it, and a mode beyond the type clamped to its maximum.
     let r = (|| {
-        for (i, v) in [(4, 0), (3, 32), (1, 1024), (2, 768), (5, 0), (6, 1024), (8, 0), (9, 0), (4, 0x41)] {
+        let enabled = u32::from(DISPI_ENABLED | DISPI_LFB_ENABLED);
+        let mode = [
+            (DISPI_INDEX_ENABLE, 0),
+            (DISPI_INDEX_BPP, 32),
+            (DISPI_INDEX_XRES, 1024),
+            (DISPI_INDEX_YRES, 768),
+            (DISPI_INDEX_BANK, 0),
+            (DISPI_INDEX_VIRT_WIDTH, 1024),
+            (DISPI_INDEX_X_OFFSET, 0),
+            (DISPI_INDEX_Y_OFFSET, 0),
+            (DISPI_INDEX_ENABLE, enabled),
+        ];
+        for (i, v) in mode {
             set_dispi(&a, &bar2, i, v)?;
         }
-        let mode: Vec<u32> = [1, 2, 3, 4, 6].iter().map(|&i| dispi(&a, &bar2, i)).collect::<Result<_, _>>()?;
-        let maxw = read_u32(&a, &bar2, 0x610, 4)?;
-        let maxh = read_u32(&a, &bar2, 0x614, 4)?;
-        set_dispi(&a, &bar2, 1, 8000)?;
-        set_dispi(&a, &bar2, 2, 8000)?;
-        let big = (dispi(&a, &bar2, 1)?, dispi(&a, &bar2, 2)?);
+        let mode: Vec<u32> =
+            [DISPI_INDEX_XRES, DISPI_INDEX_YRES, DISPI_INDEX_BPP, DISPI_INDEX_ENABLE, DISPI_INDEX_VIRT_WIDTH]
+                .iter()
+                .map(|&i| dispi(&a, &bar2, i))
+                .collect::<Result<_, _>>()?;
+        let maxw = read_u32(&a, &bar2, REG_MAX_WIDTH, 4)?;
+        let maxh = read_u32(&a, &bar2, REG_MAX_HEIGHT, 4)?;
+        set_dispi(&a, &bar2, DISPI_INDEX_XRES, 8000)?;
+        set_dispi(&a, &bar2, DISPI_INDEX_YRES, 8000)?;
+        let big = (dispi(&a, &bar2, DISPI_INDEX_XRES)?, dispi(&a, &bar2, DISPI_INDEX_YRES)?);
         let fits = u64::from(big.0) * u64::from(big.1) * 4 <= usable;
-        ensure(
-            mode == [1024, 768, 32, 0x41, 1024] && big.0 <= maxw.min(0xfff8) && big.1 <= maxh && fits,
-            || format!("mode {mode:?}; 8000x8000 became {big:?} (max {maxw}x{maxh}, usable {usable})"),
-        )
+        ensure(mode == [1024, 768, 32, enabled, 1024] && big.0 <= maxw.min(0xfff8) && big.1 <= maxh && fits, || {
+            format!("mode {mode:?}; 8000x8000 became {big:?} (max {maxw}x{maxh}, usable {usable})")
+        })
     })();
     tap.result(&t("mode set 1024x768x32 reads back; 8000x8000 is clamped to the type's maximum and framebuffer"), r);
 
     // 9. Bad register accesses.
     let mut two = [0u8; 2];
     let mut eight = [0u8; 8];
-    let r = expect_errno("unaligned", a.read_region(&bar2, 0x501, &mut two), libc::EINVAL)
-        .and_then(|()| expect_errno("8 bytes", a.read_region(&bar2, 0x500, &mut eight), libc::EINVAL))
-        .and_then(|()| expect_errno("past the end", a.read_region(&bar2, 0x1000, &mut two), libc::EINVAL))
-        .and_then(|()| expect_errno("3 bytes", a.write_region(&bar2, 0x500, &[1, 2, 3]), libc::EINVAL));
+    let r = expect_errno("unaligned", a.read_region(&bar2, MMIO_DISPI + 1, &mut two), libc::EINVAL)
+        .and_then(|()| expect_errno("8 bytes", a.read_region(&bar2, MMIO_DISPI, &mut eight), libc::EINVAL))
+        .and_then(|()| expect_errno("past the end", a.read_region(&bar2, MMIO_SIZE, &mut two), libc::EINVAL))
+        .and_then(|()| expect_errno("3 bytes", a.write_region(&bar2, MMIO_DISPI, &[1, 2, 3]), libc::EINVAL));
     tap.result(&t("registers: unaligned, oversized and out-of-range accesses are refused with EINVAL"), r);
 
     // 10. Framebuffer through the device file.
@@ -246,23 +267,35 @@ fn run(tap: &mut Tap, gpu: &str, ua: &str, ub: &str, path: OpenPath, tag: &str) 
         a.read_region_exact(&bar0, at, &mut back).map_err(|e| e.to_string())?;
         let mut res = [0u8; 8];
         a.read_region_exact(&bar0, usable, &mut res).map_err(|e| e.to_string())?;
-        ensure(back == pat && res == [0xff; 8], || format!("read back equal: {}; reservation reads {res:02x?}", back == pat))?;
+        ensure(back == pat && res == [0xff; 8], || {
+            format!("read back equal: {}; reservation reads {res:02x?}", back == pat)
+        })?;
         expect_errno("beyond BAR0", a.read_region(&bar0, bar0.size - 2, &mut four), libc::EINVAL)
     })();
-    tap.result(&t("framebuffer via read/write at any offset and size; the reservation reads all-ones; beyond BAR0 EINVAL"), r);
+    tap.result(
+        &t("framebuffer via read/write at any offset and size; the reservation reads all-ones; beyond BAR0 EINVAL"),
+        r,
+    );
 
     // 11. mmap rules.
-    let r = expect_errno("beyond the usable part", a.mmap_region(&bar0, 0, (usable + 4096) as usize, Prot::RW), libc::EINVAL)
-        .and_then(|()| expect_errno("BAR2", a.mmap_region(&bar2, 0, 4096, Prot::RW), libc::EINVAL))
-        .and_then(|()| expect_errno("config", a.mmap_region(&cfg, 0, 4096, Prot::RW), libc::EINVAL))
-        .and_then(|()| expect_errno("unaligned offset", a.mmap_region(&bar0, 100, 4096, Prot::RW), libc::EINVAL));
-    tap.result(&t("mmap beyond the usable part, of BAR2 or config, or at an unaligned offset is refused with EINVAL"), r);
+    let r = expect_errno(
+        "beyond the usable part",
+        a.mmap_region(&bar0, 0, (usable + 4096) as usize, Prot::RW),
+        libc::EINVAL,
+    )
+    .and_then(|()| expect_errno("BAR2", a.mmap_region(&bar2, 0, 4096, Prot::RW), libc::EINVAL))
+    .and_then(|()| expect_errno("config", a.mmap_region(&cfg, 0, 4096, Prot::RW), libc::EINVAL))
+    .and_then(|()| expect_errno("unaligned offset", a.mmap_region(&bar0, 100, 4096, Prot::RW), libc::EINVAL));
+    tap.result(
+        &t("mmap beyond the usable part, of BAR2 or config, or at an unaligned offset is refused with EINVAL"),
+        r,
+    );
 
     // 12-13. Passthrough: bytes written through the mmap land at the slice in the physical BAR0;
     // two vGPUs on one board see only their own slices.
     let r = (|| {
         let mut ma = a.mmap_region(&bar0, 0, usable as usize, Prot::RW).map_err(|e| format!("mmap A: {e}"))?;
-        let bar0b = b.region_info(0).map_err(|e| e.to_string())?;
+        let bar0b = b.region_info(REGION_BAR0).map_err(|e| e.to_string())?;
         let mut mb = b.mmap_region(&bar0b, 0, usable as usize, Prot::RW).map_err(|e| format!("mmap B: {e}"))?;
         let (oa, ob) = (slice_offset(gpu, ua)?, slice_offset(gpu, ub)?);
         let phys = physical_vram(gpu)?;
@@ -277,7 +310,10 @@ fn run(tap: &mut Tap, gpu: &str, ua: &str, ub: &str, path: OpenPath, tag: &str) 
         phys.read_bytes(ob as usize, &mut got[2]).map_err(|e| e.to_string())?;
         phys.read_bytes(ob as usize + last, &mut got[3]).map_err(|e| e.to_string())?;
         ensure(
-            &got[0] == b"rvgpu-A-first!!!" && &got[1] == b"rvgpu-A-last!!!!" && &got[2] == b"rvgpu-B-first!!!" && &got[3] == b"rvgpu-B-last!!!!",
+            &got[0] == b"rvgpu-A-first!!!"
+                && &got[1] == b"rvgpu-A-last!!!!"
+                && &got[2] == b"rvgpu-B-first!!!"
+                && &got[3] == b"rvgpu-B-last!!!!",
             || format!("slices at {oa:#x} and {ob:#x}: {got:?}"),
         )?;
         let mut ra = [0u8; 16];
@@ -300,8 +336,8 @@ fn run(tap: &mut Tap, gpu: &str, ua: &str, ub: &str, path: OpenPath, tag: &str) 
         a.reset().map_err(|e| format!("reset: {e}"))?;
         let c = config(&a, &cfg)?;
         memory_on(&a, &cfg, true)?;
-        let en = dispi(&a, &bar2, 4)?;
-        let xres = dispi(&a, &bar2, 1)?;
+        let en = dispi(&a, &bar2, DISPI_INDEX_ENABLE)?;
+        let xres = dispi(&a, &bar2, DISPI_INDEX_XRES)?;
         ensure(c.command() == 0 && c.bar_raw(0) == 0x8 && en == 0 && xres == 0, || {
             format!("after reset: command {:#x} BAR0 {:#x} enable {en:#x} xres {xres}", c.command(), c.bar_raw(0))
         })
@@ -317,20 +353,22 @@ fn run(tap: &mut Tap, gpu: &str, ua: &str, ub: &str, path: OpenPath, tag: &str) 
 
     // 16. The other vGPU was not disturbed by any of this.
     let r = (|| {
-        let cb = b.region_info(7).map_err(|e| e.to_string())?;
+        let cb = b.region_info(REGION_CONFIG).map_err(|e| e.to_string())?;
         let c = config(&b, &cb)?;
-        ensure(c.command() == 0 && c.bar_raw(0) == 0x8, || format!("B: command {:#x} BAR0 {:#x}", c.command(), c.bar_raw(0)))
+        ensure(c.command() == 0 && c.bar_raw(0) == 0x8, || {
+            format!("B: command {:#x} BAR0 {:#x}", c.command(), c.bar_raw(0))
+        })
     })();
     tap.result(&t("the other vGPU's config space is untouched"), r);
 
     // 17. The MSI capability's enable bit follows what SET_IRQS set up.
     let r = (|| {
-        let msi_ctl = |d: &Device| -> Result<u32, String> { read_u32(d, &cfg, 0x4a, 2) };
+        let msi_ctl = |d: &Device| -> Result<u32, String> { read_u32(d, &cfg, MSI_CAP + 2, 2) };
         let efd = vfio_client::EventFd::new().map_err(|e| e.to_string())?;
         let before = msi_ctl(&a)?;
-        a.set_irq_eventfds(1, 0, &[efd.as_raw_fd()]).map_err(|e| format!("MSI eventfd: {e}"))?;
+        a.set_irq_eventfds(MSI, 0, &[efd.as_raw_fd()]).map_err(|e| format!("MSI eventfd: {e}"))?;
         let on = msi_ctl(&a)?;
-        a.set_irq_eventfds(1, 0, &[-1]).map_err(|e| format!("MSI teardown: {e}"))?;
+        a.set_irq_eventfds(MSI, 0, &[-1]).map_err(|e| format!("MSI teardown: {e}"))?;
         let off = msi_ctl(&a)?;
         ensure(before & 1 == 0 && on & 1 == 1 && off & 1 == 0, || {
             format!("MSI control before {before:#x}, with an eventfd {on:#x}, after teardown {off:#x}")

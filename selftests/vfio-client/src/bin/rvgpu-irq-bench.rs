@@ -18,11 +18,11 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use vfio_client::rvgpu::*;
+use vfio_client::uapi::VFIO_PCI_BAR0_REGION_INDEX;
 use vfio_client::{Device, EventFd, Mmap, OpenPath, Prot, RegionInfo};
 
 const DEFAULT_N: usize = 2000;
 const WARMUP: usize = 50;
-
 
 const RING_IOVA: u64 = 0x1000_0000;
 const RING_BUF: usize = 64 << 10;
@@ -41,14 +41,6 @@ type Res<T> = Result<T, String>;
 
 fn es(e: impl std::fmt::Display) -> String {
     e.to_string()
-}
-
-fn cmd(words: [u32; 8]) -> [u8; 32] {
-    let mut c = [0u8; 32];
-    for (i, w) in words.iter().enumerate() {
-        c[4 * i..4 * i + 4].copy_from_slice(&w.to_le_bytes());
-    }
-    c
 }
 
 /// Latency percentiles of a sample, in µs.
@@ -77,8 +69,8 @@ struct Rvgpu {
 impl Rvgpu {
     fn open(uuid: &str) -> Res<Rvgpu> {
         let dev = Device::open(uuid, OpenPath::Container).map_err(|e| format!("open {uuid}: {e}"))?;
-        let bar2 = dev.region_info(2).map_err(es)?;
-        let cfg = dev.region_info(7).map_err(es)?;
+        let bar2 = dev.region_info(REGION_BAR2).map_err(es)?;
+        let cfg = dev.region_info(REGION_CONFIG).map_err(es)?;
         dev.write_region_all(&cfg, 4, &6u16.to_le_bytes()).map_err(es)?;
         let ring = Mmap::anonymous(RING_BUF).map_err(es)?;
         dev.map_dma(&ring, RING_IOVA).map_err(|e| format!("map ring: {e}"))?;
@@ -99,15 +91,14 @@ impl Rvgpu {
         self.dev.write_region_all(&self.bar2, off, &v.to_le_bytes()).map_err(es)
     }
 
-    fn push(&mut self, c: &[u8; 32]) -> Res<()> {
-        self.ring.write_bytes(self.tail as usize, c).map_err(es)?;
-        self.tail = (self.tail + 32) % RING_SIZE;
+    fn push(&mut self, c: &Cmd) -> Res<()> {
+        self.ring.write_bytes(self.tail as usize, &c.to_bytes()).map_err(es)?;
+        self.tail = (self.tail + CMD_SIZE) % RING_SIZE;
         Ok(())
     }
 
     fn push_fence(&mut self, v: u32) -> Res<()> {
-        let iova = RING_IOVA + FENCE_OFF as u64;
-        self.push(&cmd([CMD_FENCE, 0, iova as u32, (iova >> 32) as u32, v, 0, 0, 0]))
+        self.push(&Cmd::fence(RING_IOVA + FENCE_OFF as u64, v))
     }
 
     fn doorbell(&self) -> Res<()> {
@@ -161,7 +152,7 @@ impl Rvgpu {
 
 /// mtty: IER write with THRI -> eventfd, `n` times.
 fn mtty_latency(dev: &Device, efd: &EventFd, n: usize, intx: bool) -> Res<Vec<Duration>> {
-    let bar0 = dev.region_info(0).map_err(es)?;
+    let bar0 = dev.region_info(VFIO_PCI_BAR0_REGION_INDEX).map_err(es)?;
     // No pending interrupt source to start with.
     dev.write_region_all(&bar0, UART_IER, &[0]).map_err(es)?;
     efd.read().map_err(es)?;
@@ -249,16 +240,7 @@ fn run() -> Res<()> {
         for c in 0..len / COPY_CHUNK {
             let iova = DATA_IOVA + (c * COPY_CHUNK) as u64;
             let lines = (COPY_CHUNK / 4096) as u32;
-            g.push(&cmd([
-                CMD_COPY_TO_FB,
-                lines,
-                iova as u32,
-                (iova >> 32) as u32,
-                4096,
-                (c * COPY_CHUNK) as u32,
-                4096,
-                4096,
-            ]))?;
+            g.push(&Cmd::copy_to_fb(iova, 4096, (c * COPY_CHUNK) as u32, 4096, 4096, lines))?;
         }
         g.push_fence(0xc000 + r as u32)?;
         let t = Instant::now();
@@ -269,7 +251,7 @@ fn run() -> Res<()> {
     }
     let err = g.reg(REG_ERROR)?;
     // The last bytes copied must be in the framebuffer.
-    let bar0 = g.dev.region_info(0).map_err(es)?;
+    let bar0 = g.dev.region_info(REGION_BAR0).map_err(es)?;
     let fb = g.dev.mmap_region(&bar0, 0, len, Prot::RW).map_err(es)?;
     let mut tailb = [0u8; 64];
     fb.read_bytes(len - 64, &mut tailb).map_err(es)?;

@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Result 19: the pin cache. The host driver pins the guest pages commands use and keeps at most
+//! [`PIN_CACHE`] of them per vGPU, evicting beyond that; unmapping a buffer releases its pages.
+
+use vfio_client::rvgpu::*;
+use vfio_client::tap::ensure;
+use vfio_client::{Mmap, OpenPath};
+
+use crate::gpu::{pinned_pages, Gpu};
+use crate::{all, es, pattern, RING_BUF};
+
+/// Guest pages the host driver keeps pinned per vGPU (`MAX_PINS`, `src/vgpu/engine.rs`).
+const PIN_CACHE: u64 = 1024;
+const PAGE: usize = 4096;
+/// The buffer: twice the pages the cache holds.
+const PIN_IOVA: u64 = 0x4000_0000;
+const PIN_LEN: usize = 8 << 20;
+/// What one command copies: 1 MiB, a page per line.
+const CHUNK: usize = 1 << 20;
+
+/// The buffer and the framebuffer's first [`PIN_LEN`] bytes, one `op` command per [`CHUNK`]
+/// (so the commands touch every page of the buffer); checks no command failed.
+fn copy_all(g: &mut Gpu, op: fn(u64, u32, u32, u32, u32, u32) -> Cmd, what: &str) -> Result<(), String> {
+    let (page, lines) = (PAGE as u32, (CHUNK / PAGE) as u32);
+    let cmds: Vec<Cmd> = (0..PIN_LEN / CHUNK)
+        .map(|c| op(PIN_IOVA + (c * CHUNK) as u64, page, (c * CHUNK) as u32, page, page, lines))
+        .collect();
+    g.run(&cmds)?;
+    let (err, head) = (g.reg(REG_ERROR)?, g.reg(REG_ERROR_HEAD)?);
+    ensure(err == ERR_NONE, || format!("{what} of the buffer: ERROR {err} (ERROR_HEAD {head:#x})"))
+}
+
+/// The buffer into the framebuffer, the buffer cleared, the framebuffer back into the buffer:
+/// the buffer holds `pat` again.
+fn round_trip(g: &mut Gpu, buf: &mut Mmap, pat: &[u8]) -> Result<(), String> {
+    copy_all(g, Cmd::copy_to_fb, "COPY_TO_FB")?;
+    // The engine is idle: nothing else writes the buffer now.
+    buf.as_mut_slice().fill(0);
+    copy_all(g, Cmd::copy_from_fb, "COPY_FROM_FB")?;
+    match buf.as_slice().iter().zip(pat).position(|(x, y)| x != y) {
+        None => Ok(()),
+        Some(i) => Err(format!(
+            "buffer byte {i:#x} (page {}) is {:#04x} after the round trip, expected {:#04x}",
+            i / PAGE,
+            buf.as_slice()[i],
+            pat[i]
+        )),
+    }
+}
+
+/// Opens the vGPU `uuid` (closed on entry; the other vGPU stays open), maps an 8 MiB buffer and
+/// runs copies through every page of it; the vGPU then holds at most [`PIN_CACHE`] pages, and
+/// unmapping the buffer releases those of the buffer. Hands back the vGPU, still open.
+pub fn pins(gpu: &str, uuid: &str, path: OpenPath) -> Result<Gpu, String> {
+    // What the open vGPUs hold before this one is opened.
+    let others = pinned_pages(gpu)?;
+    let pat = pattern(PIN_LEN, 19);
+    let mut buf = Mmap::anonymous(PIN_LEN).map_err(es)?;
+    buf.as_mut_slice().copy_from_slice(&pat);
+    // Declared after the buffer, so dropped (closed, every DMA mapping gone) before it.
+    let mut g = Gpu::open(uuid, path)?;
+    ensure(g.fb_size >= PIN_LEN, || format!("the framebuffer ({:#x} bytes) is smaller than the buffer", g.fb_size))?;
+    g.setup_ring()?;
+    g.clear()?;
+    g.dev.map_dma(&buf, PIN_IOVA).map_err(|e| format!("map the buffer at {PIN_IOVA:#x}: {e}"))?;
+    let copied = round_trip(&mut g, &mut buf, &pat);
+    let in_use = pinned_pages(gpu)?;
+    let unmapped = g.dev.unmap_dma(PIN_IOVA, PIN_LEN as u64);
+    let after = pinned_pages(gpu)?;
+    // This vGPU's share, with the buffer and after its unmap: what it holds then is of its ring
+    // buffer (ring and fence scratch), the only other guest memory its commands used.
+    let (held, kept) = (in_use.saturating_sub(others), after.saturating_sub(others));
+    let released = in_use.saturating_sub(after);
+    let ring_pages = (RING_BUF / PAGE) as u64;
+    println!(
+        "# pins: {} pages touched; this vGPU held {held} (nvidia/pinned_pages {in_use}, {others} of the other vGPU), the unmap released {released}, {kept} left",
+        PIN_LEN / PAGE
+    );
+    all(vec![
+        ("copies through every page".into(), copied),
+        (
+            "pin cache".into(),
+            ensure(held <= PIN_CACHE, || {
+                format!("this vGPU holds {held} pages pinned, more than the cache's {PIN_CACHE} (nvidia/pinned_pages {in_use}, {others} before it was opened)")
+            }),
+        ),
+        (
+            "unmap".into(),
+            match unmapped {
+                Ok(n) => ensure(n == PIN_LEN as u64, || format!("unmapped {n:#x} bytes of {PIN_LEN:#x}")),
+                Err(e) => Err(format!("unmap failed: {e}")),
+            },
+        ),
+        (
+            "pages released by the unmap".into(),
+            ensure(released > 0 && after >= others && kept <= ring_pages, || {
+                format!("nvidia/pinned_pages {in_use} with the buffer, {after} after its unmap ({others} of the other vGPU): this vGPU still holds {kept}, more than its ring buffer's {ring_pages} pages, or the unmap released nothing")
+            }),
+        ),
+    ])
+    .map(|()| g)
+}
