@@ -89,22 +89,47 @@ bochs_boards() {
 	return 0
 }
 
+# known_kernel_defects: filters out of a kernel log (stdin) the reports of known defects of the
+# kernel itself that rvgpu cannot avoid, each named in a `# known kernel defect:` line instead.
+#  - VFIO type1 takes iommu->device_list_lock while holding iommu->lock (vfio_notify_dma_unmap) and
+#    then calls the driver's dma_unmap, which must unpin, and unpinning takes iommu->lock: lockdep
+#    reports the inversion for every emulated-IOMMU driver that pins pages (kvmgt too). Lockdep
+#    turns itself off after its first report, so the suites that pin run the iommufd path first.
+known_kernel_defects() {
+	awk '
+	/WARNING: possible circular locking dependency detected/ { held = $0; inblock = 1; text = ""; next }
+	inblock {
+		text = text "\n" $0
+		if ($0 ~ /<\/TASK>/) {
+			inblock = 0
+			if (text ~ /device_list_lock/ && text ~ /vfio_notify_dma_unmap|vfio_iommu_type1_unpin_pages/)
+				print "# known kernel defect: VFIO type1 lock inversion (iommu->lock / device_list_lock) reported by lockdep"
+			else
+				print held text
+		}
+		next
+	}
+	{ print }
+	END { if (inblock) print held text }'
+}
+
 # check_kernel_log [MARK]: one result: no warning, oops or BUG in the kernel log (since line MARK
-# of it, see dmesg_mark; the whole log by default).
+# of it, see dmesg_mark; the whole log by default), but for the known kernel defects above.
 check_kernel_log() {
 	local log
-	log=$(dmesg_since "${1:-0}")
-	if printf '%s\n' "$log" | grep -qE 'WARNING:|BUG:|Oops|Call Trace'; then
+	log=$(dmesg_since "${1:-0}" | known_kernel_defects)
+	printf '%s\n' "$log" | grep '^# known kernel defect:' | sort -u || true
+	if printf '%s\n' "$log" | grep -qE 'WARNING:|BUG:|Oops|Call Trace|INFO: task .* blocked|INFO: rcu_'; then
 		fail "no kernel warning, oops or BUG" \
-			"$(printf '%s\n' "$log" | grep -E -A8 'WARNING:|BUG:|Oops' | head -40)"
+			"$(printf '%s\n' "$log" | grep -E -A8 'WARNING:|BUG:|Oops|INFO: task|INFO: rcu_' | head -40)"
 	else
 		ok "no kernel warning, oops or BUG"
 	fi
 }
 
 # on_two_vgpus BIN: creates two GRID RVGPU-64Q vGPUs on the last bound GPU, runs
-# `BIN GPU UUID_A UUID_B` through the VFIO container path and then with --iommufd, and removes
-# them. BIN reports its own results.
+# `BIN GPU UUID_A UUID_B` through the iommufd path and then the VFIO container path (in that order:
+# see known_kernel_defects), and removes them. BIN reports its own results.
 on_two_vgpus() {
 	local bin=$1 gpu types a b
 	gpu=$(basename "$(ls -d /sys/bus/pci/drivers/nvidia/0000:* | tail -1)")
@@ -113,8 +138,8 @@ on_two_vgpus() {
 	b=$(cat /proc/sys/kernel/random/uuid)
 	echo "$a" >"$types/nvidia-9106/create"
 	echo "$b" >"$types/nvidia-9106/create"
-	"$bin" "$gpu" "$a" "$b"
 	"$bin" "$gpu" "$a" "$b" --iommufd
+	"$bin" "$gpu" "$a" "$b"
 	echo 1 >"/sys/bus/mdev/devices/$a/remove"
 	echo 1 >"/sys/bus/mdev/devices/$b/remove"
 }

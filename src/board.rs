@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The physical GPUs rvgpu drives. Everything board-specific sits behind [`Board`]; the rest of
-//! the driver sees only this trait.
+//! The boards rvgpu drives: the hardware side of a physical GPU. Everything board-specific sits
+//! behind [`Board`]; the rest of the driver sees only this trait (and [`dispi`], the register
+//! interface the Bochs board has and every vGPU presents).
 
 use kernel::{
     device::Core,
@@ -12,6 +13,7 @@ use kernel::{
 };
 
 mod bochs;
+pub(crate) mod dispi;
 
 /// Which board implementation a PCI ID table entry selects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,8 +33,9 @@ pub(crate) trait Board: Send + Sync {
     /// A human-readable identification of the hardware (interface version and the like).
     fn identity(&self) -> BoardIdentity;
 
-    /// Fills `len` bytes of VRAM at `offset` with zeros (scrubbing a slice before reuse).
-    /// Fails with `ENODEV` once the board is unbound, `EINVAL` outside the VRAM.
+    /// Fills `len` bytes of VRAM at `offset` with zeros (scrubbing a slice before reuse), in
+    /// bounded steps with the scheduler let in between (process context only). Fails with
+    /// `ENODEV` once the board is unbound, `EINVAL` outside the VRAM.
     fn vram_clear(&self, offset: u64, len: u64) -> Result;
 
     /// Reads VRAM at `offset` into `buf` (at most a few KiB at a time). Errors as `vram_clear`.

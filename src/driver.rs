@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The PCI driver: binds a physical GPU, hands it to its [`Board`](crate::board::Board) and
-//! registers it as an mdev parent offering the board's vGPU types.
+//! registers it as an mdev parent offering the board's vGPU types. The PCI device's data is the
+//! parent, whose data is the [`Gpu`].
 
 use kernel::{
     device::Core,
@@ -25,13 +26,6 @@ use crate::{
         VgpuDriver, //
     },
 };
-
-/// A bound physical GPU: an mdev parent.
-#[pin_data]
-pub(crate) struct PhysGpu {
-    #[pin]
-    parent: mdev::Parent<VgpuDriver>,
-}
 
 pub(crate) struct RvgpuPciDriver;
 
@@ -61,7 +55,7 @@ kernel::pci_device_table!(
 
 impl pci::Driver for RvgpuPciDriver {
     type IdInfo = BoardKind;
-    type Data<'bound> = PhysGpu;
+    type Data<'bound> = mdev::Parent<VgpuDriver>;
     const ID_TABLE: pci::IdTable<Self::IdInfo> = &PCI_TABLE;
 
     fn probe<'bound>(
@@ -91,13 +85,16 @@ impl pci::Driver for RvgpuPciDriver {
             );
             let gpu = Gpu::new(board, table)?;
             let types = vgpu::type_infos(&gpu)?;
-            Ok(try_pin_init!(PhysGpu {
-                parent <- mdev::Parent::new(pdev.as_ref(), &vgpu::MDEV_DRIVER, types, gpu),
-            }))
+            Ok(mdev::Parent::new(
+                pdev.as_ref(),
+                &vgpu::MDEV_DRIVER,
+                types,
+                gpu,
+            ))
         })
     }
 
     fn unbind<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
-        dev_info!(pdev, "{}: unbinding\n", this.parent.data().board().model());
+        dev_info!(pdev, "{}: unbinding\n", this.data().board().model());
     }
 }

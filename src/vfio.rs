@@ -9,15 +9,24 @@
 //! It follows the kernel crate's conventions so that it could move to `rust/kernel/vfio/`.
 //!
 //! - [`mdev`]: the mdev driver, parents and their types, instances;
-//! - [`device`]: VFIO devices with an emulated IOMMU and their ops;
-//! - [`sysfs`]: attribute groups whose callbacks end in Rust.
+//! - [`device`]: VFIO devices with an emulated IOMMU and their ops (`device/ops.rs` holds the C
+//!   trampolines, [`uapi`] the copies of VFIO uapi structures to and from user space);
+//! - [`migration`]: live migration (v2) and DMA dirty logging;
+//! - [`dma`]: pinning guest pages by IOVA;
+//! - [`eventfd`]: signalling user space;
+//! - [`sysfs`]: attribute groups whose callbacks end in Rust;
+//! - [`support`]: small wrappers for kernel facilities the 7.3 `kernel` crate does not offer yet
+//!   (cancelling a work item, `cond_resched()`, the current task's name).
 
 pub(crate) mod bindings;
 pub(crate) mod device;
 pub(crate) mod dma;
 pub(crate) mod eventfd;
 pub(crate) mod mdev;
+pub(crate) mod migration;
+pub(crate) mod support;
 pub(crate) mod sysfs;
+mod uapi;
 
 pub(crate) use device::{
     Device,
@@ -33,14 +42,4 @@ fn raw_device<Ctx: kernel::device::DeviceContext>(
     core::ptr::from_ref(dev)
         .cast::<kernel::bindings::device>()
         .cast_mut()
-}
-
-/// The calling task's name and PID (for example, the QEMU process opening a device).
-pub(crate) fn current_task_name() -> ([u8; 16], i32) {
-    let task = kernel::task::Task::current_raw();
-    // SAFETY: `current` is always a valid task, and a task may read its own `comm` and `pid`
-    // without locking (only other tasks' names need `get_task_comm()`).
-    let (comm, pid) = unsafe { ((*task).comm, (*task).pid) };
-    // The kernel's `c_char` is `u8` on every architecture (`-funsigned-char`).
-    (comm, pid)
 }

@@ -2,6 +2,15 @@
 
 //! The virtual device model: what a vGPU is, how a physical GPU is shared out, and the mdev
 //! driver that creates vGPUs.
+//!
+//! - [`types`]: the vGPU types (data in `mdev_types/`); [`gpu`]: the physical GPU shared out,
+//!   [`vram`]: its VRAM partition, [`slice`]: one vGPU's slice of it;
+//! - [`instance`]: a vGPU, its VFIO device callbacks; `region.rs`: its VFIO regions;
+//!   `attrs.rs`: its sysfs files; [`params`]: `vgpu_params`; [`migration`]: live migration;
+//! - the emulated hardware: [`config`] (PCI config space), [`bar2`] (the register window's one
+//!   decoder), [`display`] (EDID, DISPI and extension registers), [`edid`], [`engine`] (commands
+//!   and interrupts);
+//! - [`uapi`]: `uapi/rvgpu.h` as Rust.
 
 use kernel::{
     prelude::*,
@@ -12,24 +21,37 @@ use kernel::{
 use crate::vfio::{
     mdev,
     sysfs::{
-        Attr,
         Group,
         SysfsBuf, //
     },
     Device,
 };
 
+mod attrs;
+pub(crate) mod bar2;
 mod config;
+pub(crate) mod display;
 mod edid;
 mod engine;
-mod gpu;
+pub(crate) mod gpu;
 mod instance;
+mod migration;
 mod params;
-mod regs;
+mod region;
+mod slice;
 mod types;
+pub(crate) mod uapi;
 mod vram;
 
+use attrs::{
+    VgpuAttr,
+    VGPU_ATTRS, //
+};
 pub(crate) use gpu::Gpu;
+use gpu::{
+    GpuAttr,
+    GPU_ATTRS, //
+};
 pub(crate) use instance::Vgpu;
 pub(crate) use types::table_for;
 
@@ -39,63 +61,16 @@ pub(crate) static MDEV_DRIVER: mdev::DriverStatic<VgpuDriver> = mdev::DriverStat
 /// The mdev driver that creates and removes vGPUs.
 pub(crate) struct VgpuDriver;
 
-/// Files of the per-instance `nvidia/` directory.
-const DEVICE_ATTRS: Group = Group {
-    name: c"nvidia",
-    attrs: &[
-        Attr {
-            name: c"vgpu_params",
-            writable: true,
-        },
-        Attr {
-            name: c"vm_name",
-            writable: false,
-        },
-        Attr {
-            name: c"display",
-            writable: false,
-        },
-    ],
-};
-const ATTR_VGPU_PARAMS: usize = 0;
-const ATTR_VM_NAME: usize = 1;
-const ATTR_DISPLAY: usize = 2;
-
-/// Files of the `nvidia/` directory on the physical GPU.
-const PARENT_ATTRS: Group = Group {
-    name: c"nvidia",
-    attrs: &[
-        Attr {
-            name: c"vram_total_mib",
-            writable: false,
-        },
-        Attr {
-            name: c"vram_free_mib",
-            writable: false,
-        },
-        Attr {
-            name: c"vram_largest_free_mib",
-            writable: false,
-        },
-        Attr {
-            name: c"placement",
-            writable: false,
-        },
-        Attr {
-            name: c"pinned_pages",
-            writable: false,
-        },
-    ],
-};
-
 impl mdev::Driver for VgpuDriver {
     type Parent = Arc<Gpu>;
     type Device = Vgpu;
+    type DeviceAttr = VgpuAttr;
+    type ParentAttr = GpuAttr;
 
     const NAME: &'static CStr = c"nvidia-vgpu-vfio";
     const DEVICE_API: &'static CStr = c"vfio-pci";
-    const DEVICE_ATTRS: Option<&'static Group> = Some(&DEVICE_ATTRS);
-    const PARENT_ATTRS: Option<&'static Group> = Some(&PARENT_ATTRS);
+    const DEVICE_ATTRS: Option<&'static Group<VgpuAttr>> = Some(&VGPU_ATTRS);
+    const PARENT_ATTRS: Option<&'static Group<GpuAttr>> = Some(&GPU_ATTRS);
 
     fn probe(
         gpu: &Arc<Gpu>,
@@ -103,6 +78,10 @@ impl mdev::Driver for VgpuDriver {
         mdev: &mdev::Device,
     ) -> Result<impl PinInit<Vgpu, Error>> {
         Vgpu::new(gpu, type_index, mdev)
+    }
+
+    fn created(dev: &Device<Vgpu>) {
+        Vgpu::log_created(dev);
     }
 
     fn available(gpu: &Arc<Gpu>, type_index: usize) -> u32 {
@@ -114,24 +93,16 @@ impl mdev::Driver for VgpuDriver {
         out.emit(fmt!("{}", t.description()))
     }
 
-    fn device_attr_show(dev: &Device<Vgpu>, index: usize, out: &mut SysfsBuf) -> Result {
-        match index {
-            ATTR_VGPU_PARAMS => dev.show_params(out),
-            ATTR_VM_NAME => dev.show_vm_name(out),
-            ATTR_DISPLAY => dev.show_display(out),
-            _ => Err(EINVAL),
-        }
+    fn device_attr_show(dev: &Device<Vgpu>, attr: VgpuAttr, out: &mut SysfsBuf) -> Result {
+        dev.show_attr(attr, out)
     }
 
-    fn device_attr_store(dev: &Device<Vgpu>, index: usize, data: &[u8]) -> Result {
-        match index {
-            ATTR_VGPU_PARAMS => dev.store_params(data),
-            _ => Err(EPERM),
-        }
+    fn device_attr_store(dev: &Device<Vgpu>, attr: VgpuAttr, data: &[u8]) -> Result {
+        dev.store_attr(attr, data)
     }
 
-    fn parent_attr_show(gpu: &Arc<Gpu>, index: usize, out: &mut SysfsBuf) -> Result {
-        gpu.show_attr(index, out)
+    fn parent_attr_show(gpu: &Arc<Gpu>, attr: GpuAttr, out: &mut SysfsBuf) -> Result {
+        gpu.show_attr(attr, out)
     }
 }
 
@@ -148,4 +119,18 @@ pub(crate) fn type_infos(gpu: &Gpu) -> Result<KVec<mdev::TypeInfo>> {
         )?;
     }
     Ok(v)
+}
+
+#[kunit_tests(rvgpu_vgpu_driver)]
+mod tests {
+    use super::*;
+
+    /// The module registered the mdev driver at load; registering it again is refused with
+    /// `EBUSY` and leaves the registered driver as it was (the in-VM suites then use it).
+    #[test]
+    fn second_registration_is_refused() {
+        assert!(
+            matches!(MDEV_DRIVER.register(&<crate::RvgpuModule as kernel::ModuleMetadata>::THIS_MODULE), Err(e) if e == EBUSY)
+        );
+    }
 }

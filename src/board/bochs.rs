@@ -7,40 +7,30 @@
 
 use kernel::{
     device::Core,
-    io::{
-        register,
-        Io, //
-    },
+    io::Io,
     pci,
     prelude::*, //
 };
 
 use super::{
+    dispi::{
+        self,
+        DISPI_ID,
+        DISPI_VIDEO_MEMORY_64K, //
+    },
     Board,
     BoardIdentity, //
 };
+use crate::{
+    vfio::support::cond_resched,
+    vgpu::uapi, //
+};
 
-const QEMU_VENDOR_ID: u16 = 0x1234;
-const BOCHS_DEVICE_ID: u16 = 0x1111;
+const QEMU_VENDOR_ID: u16 = uapi::RVGPU_PCI_VENDOR_ID as u16;
+const BOCHS_DEVICE_ID: u16 = uapi::RVGPU_PCI_DEVICE_ID as u16;
 
-/// Size of the MMIO BAR (BAR2).
-const MMIO_SIZE: usize = 0x1000;
-
-register! {
-    /// VBE_DISPI_INDEX_ID: the interface version, 0xB0C0..=0xB0C5.
-    DISPI_ID(u16) @ 0x500 {
-        15:0 id;
-    }
-
-    /// VBE_DISPI_INDEX_VIDEO_MEMORY_64K: the VRAM size in 64 KiB units.
-    DISPI_VIDEO_MEMORY_64K(u16) @ 0x514 {
-        15:0 units;
-    }
-}
-
-/// The DISPI interface versions QEMU implements.
-const DISPI_ID_MIN: u16 = 0xb0c0;
-const DISPI_ID_MAX: u16 = 0xb0c5;
+/// Size of the MMIO BAR (BAR2): the same window a vGPU presents.
+const MMIO_SIZE: usize = uapi::RVGPU_MMIO_SIZE as usize;
 
 pub(super) struct Bochs {
     /// The framebuffer (BAR0), mapped whole.
@@ -52,7 +42,8 @@ pub(super) struct Bochs {
     dispi_id: u16,
 }
 
-/// VRAM is cleared in chunks of this size, each under its own access guard.
+/// VRAM is cleared in chunks of this size, each under its own access guard, with the scheduler
+/// let in between chunks.
 const CLEAR_CHUNK: u64 = 1 << 20;
 
 impl Bochs {
@@ -119,11 +110,14 @@ impl Board for Bochs {
         let mut pos = offset;
         while pos < end {
             let chunk_end = end.min(pos + CLEAR_CHUNK);
-            let bar = self.vram.try_access().ok_or(ENODEV)?;
-            while pos < chunk_end {
-                bar.try_write64(0, usize::try_from(pos)?)?;
-                pos += 8;
+            {
+                let bar = self.vram.try_access().ok_or(ENODEV)?;
+                while pos < chunk_end {
+                    bar.try_write64(0, usize::try_from(pos)?)?;
+                    pos += 8;
+                }
             }
+            cond_resched();
         }
         Ok(())
     }
@@ -181,7 +175,7 @@ impl Bochs {
 }
 
 fn dispi_id_is_known(id: u16) -> bool {
-    (DISPI_ID_MIN..=DISPI_ID_MAX).contains(&id)
+    (dispi::ID_MIN..=dispi::ID_MAX).contains(&id)
 }
 
 /// The VRAM size the board reports (in 64 KiB units), checked against the BAR0 length.

@@ -27,6 +27,11 @@
 pub(crate) use kernel::bindings::*;
 use kernel::ffi;
 #[allow(unused_imports)]
+use kernel::prelude::{
+    FromBytes,
+    IntoBytes, //
+};
+#[allow(unused_imports)]
 use pin_init::{
     MaybeZeroable,
     Zeroable, //

@@ -7,6 +7,7 @@
 #include <linux/mdev.h>
 #include <linux/vfio.h>
 #include <uapi/linux/vfio.h>
+#include <linux/iova_bitmap.h>
 
 #include "helpers.h"
 
@@ -17,3 +18,4 @@ const unsigned int RVGPU_VFIO_DEVICE_SET_IRQS = VFIO_DEVICE_SET_IRQS;
 const unsigned int RVGPU_VFIO_DEVICE_RESET = VFIO_DEVICE_RESET;
 const unsigned int RVGPU_VFIO_DEVICE_QUERY_GFX_PLANE = VFIO_DEVICE_QUERY_GFX_PLANE;
 const unsigned int RVGPU_VFIO_DEVICE_GET_GFX_DMABUF = VFIO_DEVICE_GET_GFX_DMABUF;
+const unsigned int RVGPU_VFIO_MIG_GET_PRECOPY_INFO = VFIO_MIG_GET_PRECOPY_INFO;

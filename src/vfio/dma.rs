@@ -7,7 +7,8 @@
 use core::ptr::NonNull;
 use kernel::{
     page::PAGE_SIZE,
-    prelude::*, //
+    prelude::*,
+    sync::Arc, //
 };
 
 use super::bindings;
@@ -19,8 +20,11 @@ const IOMMU_WRITE: c_int = 2;
 /// A counted reference to a VFIO device, for reaching its guest memory from outside the
 /// device's callbacks (a worker, say).
 ///
-/// Pinning and copying only work while the device is open (they fail with an error otherwise,
-/// never crash); pages must be unpinned before the device's `close` returns.
+/// Pinning only works while the device is open (it fails with an error otherwise, never
+/// crashes). Every [`PinnedPage`] must be dropped before the device's `close` returns and before
+/// its `dma_unmap` callback for the page's IOVA returns: the VFIO core requires it (type1 retries
+/// an unmap that still has pins and then hits a `BUG_ON`, iommufd warns), and
+/// `vfio_unpin_pages()` refuses with a warning once the device is closed.
 ///
 /// # Invariants
 ///
@@ -40,17 +44,18 @@ impl DmaHandle {
     /// # Safety
     ///
     /// `vdev` must be a valid VFIO device (allocated by `_vfio_alloc_device()`).
-    pub(crate) unsafe fn new(vdev: *mut bindings::vfio_device) -> Result<Self> {
+    pub(crate) unsafe fn new(vdev: *mut bindings::vfio_device) -> Result<Arc<Self>> {
         let vdev = NonNull::new(vdev).ok_or(EINVAL)?;
         // SAFETY: `vdev` is valid by the safety requirements; its `device` is initialised by
         // `_vfio_alloc_device()` and reference counted.
         unsafe { bindings::get_device(bindings::rvgpu_vfio_device_dev(vdev.as_ptr())) };
-        // INVARIANT: We took a reference.
-        Ok(Self { vdev })
+        // INVARIANT: We took a reference (dropped again if the allocation fails).
+        Ok(Arc::new(Self { vdev }, GFP_KERNEL)?)
     }
 
     /// Pins the page holding `iova` (page aligned); `write` if the device will write to it.
-    pub(crate) fn pin(&self, iova: u64, write: bool) -> Result<PinnedPage> {
+    /// The page is unpinned when the returned [`PinnedPage`] is dropped.
+    pub(crate) fn pin(self: &Arc<Self>, iova: u64, write: bool) -> Result<PinnedPage> {
         if iova % PAGE_SIZE as u64 != 0 {
             return Err(EINVAL);
         }
@@ -65,15 +70,20 @@ impl DmaHandle {
         if n < 0 {
             return Err(Error::from_errno(n));
         }
-        let page = NonNull::new(page).filter(|_| n == 1).ok_or(EFAULT)?;
-        // INVARIANT: One page pinned at `iova`.
-        Ok(PinnedPage { page, iova })
-    }
-
-    /// Unpins a page pinned with [`DmaHandle::pin`] on this device.
-    pub(crate) fn unpin(&self, page: PinnedPage) {
-        // SAFETY: By the type invariants `vdev` is valid and `page.iova` is pinned once.
-        unsafe { bindings::vfio_unpin_pages(self.vdev.as_ptr(), page.iova, 1) };
+        let Some(page) = NonNull::new(page).filter(|_| n == 1) else {
+            if n > 0 {
+                // SAFETY: `n` pages were pinned at `iova` on this device and are not kept.
+                unsafe { bindings::vfio_unpin_pages(self.vdev.as_ptr(), iova, n) };
+            }
+            return Err(EFAULT);
+        };
+        // INVARIANT: One page pinned at `iova`, for this handle's device.
+        Ok(PinnedPage {
+            handle: self.clone(),
+            page,
+            iova,
+            writable: write,
+        })
     }
 }
 
@@ -84,24 +94,30 @@ impl Drop for DmaHandle {
     }
 }
 
-/// A guest page pinned at an IOVA. Give it back with [`DmaHandle::unpin`]; dropping it
-/// without does not unpin (the pin is then released when the IOVA is unmapped).
+/// A guest page pinned at an IOVA; dropping it unpins the page.
 ///
 /// # Invariants
 ///
-/// `page` is pinned for `iova` until unpinned.
+/// `page` is pinned once, for `iova`, on `handle`'s device, until `self` is dropped.
 pub(crate) struct PinnedPage {
+    handle: Arc<DmaHandle>,
     page: NonNull<bindings::page>,
     iova: u64,
+    writable: bool,
 }
 
-// SAFETY: A pinned page may be accessed from any thread.
+// SAFETY: A pinned page may be accessed and unpinned from any thread.
 unsafe impl Send for PinnedPage {}
 
 impl PinnedPage {
     /// The IOVA of the page.
     pub(crate) fn iova(&self) -> u64 {
         self.iova
+    }
+
+    /// Whether the page was pinned for writing.
+    pub(crate) fn writable(&self) -> bool {
+        self.writable
     }
 
     /// Copies `buf.len()` bytes at `offset` of the page into `buf`.
@@ -125,15 +141,18 @@ impl PinnedPage {
         Ok(())
     }
 
-    /// Copies `data` into the page at `offset`.
+    /// Copies `data` into the page at `offset`; `EPERM` if the page was pinned read-only.
     pub(crate) fn write(&self, offset: usize, data: &[u8]) -> Result {
+        if !self.writable {
+            return Err(EPERM);
+        }
         if offset
             .checked_add(data.len())
             .is_none_or(|end| end > PAGE_SIZE)
         {
             return Err(EINVAL);
         }
-        // SAFETY: As in `read`; the page was pinned for writing by the caller's choice.
+        // SAFETY: As in `read`; the page was pinned for writing (checked above).
         unsafe {
             bindings::rvgpu_page_write(
                 self.page.as_ptr(),
@@ -143,5 +162,13 @@ impl PinnedPage {
             )
         };
         Ok(())
+    }
+}
+
+impl Drop for PinnedPage {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant the page is pinned once at `iova` on the handle's device,
+        // which the handle keeps allocated.
+        unsafe { bindings::vfio_unpin_pages(self.handle.vdev.as_ptr(), self.iova, 1) };
     }
 }

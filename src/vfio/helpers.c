@@ -1,27 +1,32 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Out-of-line copies of static inline functions and macros of the C VFIO/mdev API, for the Rust
+ * Out-of-line copies of static inline functions and macros of the C kernel API, for the Rust
  * layer in src/vfio/ (Rust can only call real symbols).
  */
+#include <linux/anon_inodes.h>
 #include <linux/eventfd.h>
+#include <linux/fs.h>
+#include <linux/interval_tree.h>
 #include <linux/highmem.h>
 #include <linux/mm.h>
-#include <linux/module.h>
 #include <linux/mdev.h>
+#include <linux/sched.h>
+#include <linux/string.h>
+#include <linux/sysfs.h>
 #include <linux/vfio.h>
 
 #include "helpers.h"
-
-struct module *rvgpu_this_module(void)
-{
-	return THIS_MODULE;
-}
 
 void rvgpu_vfio_put_device(struct vfio_device *vdev)
 {
 	vfio_put_device(vdev);
 }
 
+/* The reference-counted device embedded in a VFIO device (vfio_put_device() puts it). */
+struct device *rvgpu_vfio_device_dev(struct vfio_device *vdev)
+{
+	return &vdev->device;
+}
 
 /*
  * Maps I/O memory (a device BAR) into a VMA being set up by mmap, write-combining, the way
@@ -49,8 +54,52 @@ void rvgpu_page_write(struct page *page, unsigned int offset, const void *buf, u
 	memcpy_to_page(page, offset, buf, len);
 }
 
-/* The reference-counted device embedded in a VFIO device (vfio_put_device() puts it). */
-struct device *rvgpu_vfio_device_dev(struct vfio_device *vdev)
+void rvgpu_cond_resched(void)
 {
-	return &vdev->device;
+	cond_resched();
+}
+
+/* The calling task's name, read as get_task_comm() does, NUL-padded into buf[len]. */
+void rvgpu_current_comm(char *buf, unsigned int len)
+{
+	char comm[TASK_COMM_LEN];
+
+	get_task_comm(comm, current);
+	strscpy_pad(buf, comm, len);
+}
+
+/*
+ * A sysfs attribute that is not in static memory needs a lock class key for lockdep
+ * (sysfs_attr_init()); all of rvgpu's attributes share this one.
+ */
+void rvgpu_sysfs_attr_init(struct attribute *attr)
+{
+	sysfs_attr_init(attr);
+}
+
+/* A migration data file: an anonymous inode file read or written as a stream (no offsets). */
+struct file *rvgpu_mig_file(const char *name, const struct file_operations *fops, void *priv,
+			    int flags)
+{
+	struct file *file = anon_inode_getfile(name, fops, priv, flags);
+
+	if (!IS_ERR(file))
+		stream_open(file_inode(file), file);
+	return file;
+}
+
+/* Copies up to max ranges of a DMA logging start ([start, last] each); returns how many. */
+unsigned int rvgpu_log_ranges(struct rb_root_cached *ranges, unsigned long long *start,
+			      unsigned long long *last, unsigned int max)
+{
+	struct interval_tree_node *node;
+	unsigned int n = 0;
+
+	for (node = interval_tree_iter_first(ranges, 0, ULONG_MAX); node && n < max;
+	     node = interval_tree_iter_next(node, 0, ULONG_MAX)) {
+		start[n] = node->start;
+		last[n] = node->last;
+		n++;
+	}
+	return n;
 }

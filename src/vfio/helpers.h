@@ -1,27 +1,34 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * C entry points for what the C VFIO/mdev API offers only as static inline functions or macros.
- * Implemented in helpers.c; called from the Rust layer in src/vfio/.
+ * C entry points for what the C kernel API offers only as static inline functions or macros.
+ * Implemented in helpers.c; called from the Rust layer in src/vfio/ (Rust can only call real
+ * symbols).
  */
 #ifndef RVGPU_VFIO_HELPERS_H
 #define RVGPU_VFIO_HELPERS_H
 
-struct module;
-struct vfio_device;
-struct mdev_device;
+struct attribute;
 struct device;
-struct vm_area_struct;
-
-struct module *rvgpu_this_module(void);
-void rvgpu_vfio_put_device(struct vfio_device *vdev);
-int rvgpu_remap_io_wc(struct vm_area_struct *vma, unsigned long pfn, unsigned long size);
-
-#endif
-
+struct file;
+struct file_operations;
+struct rb_root_cached;
 struct eventfd_ctx;
 struct page;
+struct vfio_device;
+struct vm_area_struct;
 
+void rvgpu_vfio_put_device(struct vfio_device *vdev);
+struct device *rvgpu_vfio_device_dev(struct vfio_device *vdev);
+int rvgpu_remap_io_wc(struct vm_area_struct *vma, unsigned long pfn, unsigned long size);
 void rvgpu_eventfd_signal(struct eventfd_ctx *ctx);
 void rvgpu_page_read(struct page *page, unsigned int offset, void *buf, unsigned int len);
 void rvgpu_page_write(struct page *page, unsigned int offset, const void *buf, unsigned int len);
-struct device *rvgpu_vfio_device_dev(struct vfio_device *vdev);
+void rvgpu_cond_resched(void);
+void rvgpu_sysfs_attr_init(struct attribute *attr);
+struct file *rvgpu_mig_file(const char *name, const struct file_operations *fops, void *priv,
+			    int flags);
+unsigned int rvgpu_log_ranges(struct rb_root_cached *ranges, unsigned long long *start,
+			      unsigned long long *last, unsigned int max);
+void rvgpu_current_comm(char *buf, unsigned int len);
+
+#endif /* RVGPU_VFIO_HELPERS_H */

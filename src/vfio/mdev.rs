@@ -21,12 +21,19 @@ use kernel::{
     },
     prelude::*,
     str::CString,
-    sync::atomic::{
-        Acquire,
-        Atomic,
-        Release, //
+    sync::{
+        aref::ARef,
+        atomic::{
+            Acquire,
+            Atomic,
+            Full,
+            Relaxed, //
+        },
     },
-    types::Opaque, //
+    types::{
+        ForeignOwnable,
+        Opaque, //
+    }, //
 };
 
 use super::{
@@ -87,11 +94,59 @@ pub(crate) struct TypeInfo {
 }
 
 /// The vendor driver's side of the mdev framework.
+///
+/// # Examples
+///
+/// A driver whose parents offer one type of which four instances fit, with one read-only file
+/// per instance:
+///
+/// ```ignore
+/// use crate::vfio::{mdev, sysfs::{Attr, Group, SysfsBuf}, Device};
+///
+/// #[derive(Clone, Copy)]
+/// enum InstanceAttr { Serial }
+///
+/// const INSTANCE_ATTRS: Group<InstanceAttr> = Group {
+///     name: c"vendor",
+///     attrs: &[Attr { name: c"serial", writable: false, id: InstanceAttr::Serial }],
+/// };
+///
+/// struct MyDriver;
+/// struct Board { used: Atomic<u32> }
+///
+/// impl mdev::Driver for MyDriver {
+///     type Parent = Board;
+///     type Device = MyInstance; // implements `DeviceOps`
+///     type DeviceAttr = InstanceAttr;
+///     type ParentAttr = ();
+///     const NAME: &'static CStr = c"my-mdev";
+///     const DEVICE_API: &'static CStr = c"vfio-pci";
+///     const DEVICE_ATTRS: Option<&'static Group<InstanceAttr>> = Some(&INSTANCE_ATTRS);
+///
+///     fn probe(board: &Board, _type: usize, mdev: &mdev::Device)
+///         -> Result<impl PinInit<MyInstance, Error>> {
+///         Ok(MyInstance::new(board, mdev.uuid()))
+///     }
+///     fn available(board: &Board, _type: usize) -> u32 { 4 - board.used.load(Relaxed) }
+///     fn describe(_: &Board, _: usize, out: &mut SysfsBuf) -> Result { out.emit(fmt!("one\n")) }
+///     fn device_attr_show(dev: &Device<MyInstance>, a: InstanceAttr, out: &mut SysfsBuf) -> Result {
+///         match a { InstanceAttr::Serial => out.emit(fmt!("{}\n", dev.serial)) }
+///     }
+/// }
+///
+/// static DRIVER: mdev::DriverStatic<MyDriver> = mdev::DriverStatic::new();
+/// // Module init: `let reg = DRIVER.register(module)?;` (kept in the module struct).
+/// // PCI probe: `mdev::Parent::new(pdev.as_ref(), &DRIVER, types, Board { .. })`.
+/// ```
 pub(crate) trait Driver: Sized + 'static {
     /// Per-parent (per physical device) data.
     type Parent: Send + Sync;
     /// Per-instance data: the private part of the instance's VFIO device.
-    type Device: DeviceOps;
+    type Device: DeviceOps + 'static;
+    /// What the files of [`Driver::DEVICE_ATTRS`] are told apart by.
+    type DeviceAttr: Copy + 'static;
+    /// What the files of [`Driver::PARENT_ATTRS`] are told apart by.
+    type ParentAttr: Copy + 'static;
 
     /// The mdev driver's name.
     const NAME: &'static CStr;
@@ -99,9 +154,10 @@ pub(crate) trait Driver: Sized + 'static {
     const DEVICE_API: &'static CStr;
     /// An attribute group every instance gets (its files end in [`Driver::device_attr_show`] and
     /// [`Driver::device_attr_store`]).
-    const DEVICE_ATTRS: Option<&'static sysfs::Group> = None;
-    /// An attribute group on each parent device (its files end in [`Driver::parent_attr_show`]).
-    const PARENT_ATTRS: Option<&'static sysfs::Group> = None;
+    const DEVICE_ATTRS: Option<&'static sysfs::Group<Self::DeviceAttr>> = None;
+    /// An attribute group on each parent device (its files end in [`Driver::parent_attr_show`]
+    /// and [`Driver::parent_attr_store`]).
+    const PARENT_ATTRS: Option<&'static sysfs::Group<Self::ParentAttr>> = None;
 
     /// A user asked for a new instance of type `type_index` of `parent`.
     fn probe(
@@ -109,6 +165,10 @@ pub(crate) trait Driver: Sized + 'static {
         type_index: usize,
         mdev: &Device,
     ) -> Result<impl PinInit<Self::Device, Error>>;
+
+    /// The instance made by [`Driver::probe`] is registered and can be opened: nothing can fail
+    /// any more (the place to log that it exists).
+    fn created(_dev: &VfioDevice<Self::Device>) {}
 
     /// The instance is being removed; its VFIO device is unregistered right after this returns.
     fn remove(_dev: &VfioDevice<Self::Device>) {}
@@ -119,45 +179,65 @@ pub(crate) trait Driver: Sized + 'static {
     /// Writes the `description` of type `type_index`.
     fn describe(parent: &Self::Parent, type_index: usize, out: &mut SysfsBuf) -> Result;
 
-    /// Shows attribute `index` of [`Driver::DEVICE_ATTRS`].
+    /// Shows attribute `attr` of [`Driver::DEVICE_ATTRS`].
     fn device_attr_show(
         _dev: &VfioDevice<Self::Device>,
-        _index: usize,
+        _attr: Self::DeviceAttr,
         _out: &mut SysfsBuf,
     ) -> Result {
         Err(EIO)
     }
 
-    /// Stores into attribute `index` of [`Driver::DEVICE_ATTRS`].
-    fn device_attr_store(_dev: &VfioDevice<Self::Device>, _index: usize, _data: &[u8]) -> Result {
+    /// Stores into attribute `attr` of [`Driver::DEVICE_ATTRS`].
+    fn device_attr_store(
+        _dev: &VfioDevice<Self::Device>,
+        _attr: Self::DeviceAttr,
+        _data: &[u8],
+    ) -> Result {
         Err(EPERM)
     }
 
-    /// Shows attribute `index` of [`Driver::PARENT_ATTRS`].
-    fn parent_attr_show(_parent: &Self::Parent, _index: usize, _out: &mut SysfsBuf) -> Result {
+    /// Shows attribute `attr` of [`Driver::PARENT_ATTRS`].
+    fn parent_attr_show(
+        _parent: &Self::Parent,
+        _attr: Self::ParentAttr,
+        _out: &mut SysfsBuf,
+    ) -> Result {
         Err(EIO)
+    }
+
+    /// Stores into attribute `attr` of [`Driver::PARENT_ATTRS`].
+    fn parent_attr_store(_parent: &Self::Parent, _attr: Self::ParentAttr, _data: &[u8]) -> Result {
+        Err(EPERM)
     }
 }
 
 /// The module's mdev driver: a `static` so that every parent can refer to it.
 ///
+/// The driver stays registered while anything uses it: the [`DriverRegistration`] that
+/// [`DriverStatic::register`] returns, and every [`Parent`] made with it. Whichever of them goes
+/// last unregisters it, so a parent can never outlive the driver its instances are bound to,
+/// whatever order they are dropped in. A second `register` while the driver is in use fails with
+/// `EBUSY` and changes nothing.
+///
 /// # Invariants
 ///
-/// - `drv` is registered with the mdev core between a successful [`DriverStatic::register`] and
-///   the drop of the returned [`DriverRegistration`].
-/// - `attrs` is only written by `register` (before the driver is registered) and by the drop of
-///   the registration (after it is unregistered), and those cannot run concurrently with each
-///   other (module init and exit).
+/// - `users` counts the live [`DriverRegistration`] and [`Parent`]s of this driver; `drv` is
+///   registered with the mdev core exactly while `users > 0` and `registered` is true.
+/// - `drv` and `attrs` are written only by the `register` call that moved `users` from 0 to 1
+///   (before `mdev_register_driver()`), and by the release that moved it from 1 to 0 (after
+///   `mdev_unregister_driver()`); those exclude each other and every other access.
 pub(crate) struct DriverStatic<T: Driver> {
     drv: Opaque<bindings::mdev_driver>,
     attrs: UnsafeCell<Option<KBox<GroupStorage>>>,
-    /// Whether `drv` is registered (parents can only be registered then).
+    users: Atomic<usize>,
+    /// Whether `drv` is registered (parents can only be made then).
     registered: Atomic<bool>,
     _t: PhantomData<T>,
 }
 
-// SAFETY: The C driver is only mutated before registration and after unregistration; `attrs`
-// likewise (see the type invariants). Callbacks only read.
+// SAFETY: The C driver and `attrs` are only mutated by the one thread that owns the transition
+// of `users` to or from 0 (see the type invariants); callbacks only read.
 unsafe impl<T: Driver> Sync for DriverStatic<T> {}
 
 impl<T: Driver> DriverStatic<T> {
@@ -166,6 +246,7 @@ impl<T: Driver> DriverStatic<T> {
         Self {
             drv: Opaque::zeroed(),
             attrs: UnsafeCell::new(None),
+            users: Atomic::new(0),
             registered: Atomic::new(false),
             _t: PhantomData,
         }
@@ -175,11 +256,32 @@ impl<T: Driver> DriverStatic<T> {
         self.drv.get()
     }
 
-    /// Registers the driver with the mdev core. Call once, from module init.
+    /// Registers the driver with the mdev core (from module init). `EBUSY` if it is registered
+    /// already (or still in use by parents of an earlier registration).
     pub(crate) fn register(
         &'static self,
         module: &'static ThisModule,
     ) -> Result<DriverRegistration<T>> {
+        if self.users.cmpxchg(0, 1, Full).is_err() {
+            pr_err!(
+                "mdev driver {} is registered already: second registration refused\n",
+                T::NAME
+            );
+            return Err(EBUSY);
+        }
+        let r = self.register_first(module);
+        if r.is_err() {
+            // Nothing was registered; the next `register` may try again.
+            self.users.store(0, Relaxed);
+        }
+        r?;
+        self.registered.store(true, Relaxed);
+        // INVARIANT: The driver is registered and this registration is its user.
+        Ok(DriverRegistration { drv: self })
+    }
+
+    /// The part of `register` that runs while `users` went from 0 to 1 here.
+    fn register_first(&'static self, module: &'static ThisModule) -> Result {
         let attrs = match T::DEVICE_ATTRS {
             Some(g) => Some(GroupStorage::new(
                 g,
@@ -190,8 +292,8 @@ impl<T: Driver> DriverStatic<T> {
             None => None,
         };
         let drv = self.as_raw();
-        // SAFETY: The driver is not registered (it is registered only here, once, and this runs
-        // at module init), so nothing else accesses `drv` or `attrs` now.
+        // SAFETY: This thread moved `users` from 0 to 1, so the driver is not registered and
+        // nothing else accesses `drv` or `attrs` (type invariants).
         unsafe {
             let groups = attrs.as_ref().map_or(core::ptr::null_mut(), |a| a.groups());
             *self.attrs.get() = attrs;
@@ -210,10 +312,35 @@ impl<T: Driver> DriverStatic<T> {
             // SAFETY: Registration failed, so nothing else refers to `attrs`.
             unsafe { *self.attrs.get() = None };
         }
-        r?;
-        self.registered.store(true, Release);
-        // INVARIANT: The driver is registered.
-        Ok(DriverRegistration { drv: self })
+        r
+    }
+
+    /// Takes a use of the registered driver (for a parent); `ENODEV` if it is not registered.
+    fn acquire(&self) -> Result {
+        let mut n = self.users.load(Acquire);
+        loop {
+            if n == 0 || !self.registered.load(Acquire) {
+                return Err(ENODEV);
+            }
+            match self.users.cmpxchg(n, n + 1, Full) {
+                Ok(_) => return Ok(()),
+                Err(now) => n = now,
+            }
+        }
+    }
+
+    /// Gives back a use; the last one unregisters the driver.
+    fn release(&self) {
+        if self.users.fetch_sub(1, Full) != 1 {
+            return;
+        }
+        self.registered.store(false, Relaxed);
+        // SAFETY: `users` went from 1 to 0 here: the driver is registered (type invariant) and
+        // nothing else uses it or `attrs`. After unregistering, no callback reads `attrs`.
+        unsafe {
+            bindings::mdev_unregister_driver(self.as_raw());
+            *self.attrs.get() = None;
+        }
     }
 
     /// # Safety
@@ -228,8 +355,9 @@ impl<T: Driver> DriverStatic<T> {
             let m = unsafe { Device::from_raw(mdev) };
             let init = T::probe(&parent.data, index, m)?;
             let reg = VfioDevice::<T::Device>::register(m.as_dev(), init)?;
+            T::created(&reg);
             // SAFETY: `mdev` is valid; its driver data is ours while it is bound to us.
-            unsafe { bindings::dev_set_drvdata(&raw mut (*mdev).dev, reg.into_raw()) };
+            unsafe { bindings::dev_set_drvdata(&raw mut (*mdev).dev, reg.into_foreign()) };
             Ok(0)
         })
     }
@@ -238,13 +366,13 @@ impl<T: Driver> DriverStatic<T> {
     ///
     /// Called by the mdev core with an mdev our probe succeeded for.
     unsafe extern "C" fn remove_callback(mdev: *mut bindings::mdev_device) {
-        // SAFETY: Probe stored a registration in the driver data; this is the only place that
-        // takes it back.
+        // SAFETY: Probe stored a registration in the driver data with `into_foreign`; this is
+        // the only place that takes it back.
         let reg = unsafe {
             let dev = &raw mut (*mdev).dev;
             let p = bindings::dev_get_drvdata(dev);
             bindings::dev_set_drvdata(dev, core::ptr::null_mut());
-            VfioRegistration::<T::Device>::from_raw(p)
+            VfioRegistration::<T::Device>::from_foreign(p)
         };
         T::remove(&reg);
         drop(reg);
@@ -288,6 +416,9 @@ impl<T: Driver> DriverStatic<T> {
     ) -> isize {
         // SAFETY: `attr` belongs to our `GroupStorage`.
         let (_, index) = unsafe { sysfs::Entry::from_attr(attr) };
+        let Some(id) = T::DEVICE_ATTRS.and_then(|g| g.id(index)) else {
+            return EINVAL.to_errno() as isize;
+        };
         // SAFETY: `buf` is the sysfs page of this `show`.
         let Some(mut out) = (unsafe { SysfsBuf::from_raw(buf) }) else {
             return EINVAL.to_errno() as isize;
@@ -295,7 +426,7 @@ impl<T: Driver> DriverStatic<T> {
         // SAFETY: The driver core removes a driver's `dev_groups` before calling its remove, so
         // the registration probe stored in the driver data is alive.
         let this = unsafe { VfioRegistration::<T::Device>::borrow(bindings::dev_get_drvdata(dev)) };
-        let r = T::device_attr_show(this, index, &mut out);
+        let r = T::device_attr_show(this, id, &mut out);
         sysfs::show_result(&out, r)
     }
 
@@ -310,41 +441,41 @@ impl<T: Driver> DriverStatic<T> {
     ) -> isize {
         // SAFETY: `attr` belongs to our `GroupStorage`.
         let (_, index) = unsafe { sysfs::Entry::from_attr(attr) };
+        let Some(id) = T::DEVICE_ATTRS.and_then(|g| g.id(index)) else {
+            return EINVAL.to_errno() as isize;
+        };
         // SAFETY: The driver core passes `count` valid bytes.
         let data = unsafe { sysfs::store_bytes(buf, count) };
         // SAFETY: As in `device_attr_show`.
         let this = unsafe { VfioRegistration::<T::Device>::borrow(bindings::dev_get_drvdata(dev)) };
-        sysfs::store_result(count, T::device_attr_store(this, index, data))
+        sysfs::store_result(count, T::device_attr_store(this, id, data))
     }
 }
 
-/// The registration of a [`DriverStatic`]; dropping it unregisters the driver.
+/// The registration of a [`DriverStatic`]; dropping it gives back its use of the driver (which
+/// is unregistered once no parent uses it either).
 ///
 /// # Invariants
 ///
-/// `drv` is registered.
+/// `drv` is registered and this object holds one of its uses.
 pub(crate) struct DriverRegistration<T: Driver> {
     drv: &'static DriverStatic<T>,
 }
 
 impl<T: Driver> Drop for DriverRegistration<T> {
     fn drop(&mut self) {
-        self.drv.registered.store(false, Release);
-        // SAFETY: By the type invariant the driver is registered. After unregistering nothing
-        // uses `attrs` any more, and no one else writes it (module exit).
-        unsafe {
-            bindings::mdev_unregister_driver(self.drv.as_raw());
-            *self.drv.attrs.get() = None;
-        }
+        self.drv.release();
     }
 }
 
-/// A physical device registered as an mdev parent, with its types and the driver's data.
+/// A physical device registered as an mdev parent, with its types and the driver's data. It
+/// holds a use of its [`DriverStatic`], which stays registered as long as the parent lives.
 ///
 /// # Invariants
 ///
 /// - When `registered` is true, `parent` is registered with the mdev core with the types in
 ///   `types` and `dev` is a valid device we hold a reference on.
+/// - When `holds_driver` is true, this parent holds one use of `drv`.
 /// - `types`, `type_ptrs` and `names` are never resized after construction (stable addresses).
 #[pin_data(PinnedDrop)]
 pub(crate) struct Parent<T: Driver> {
@@ -354,12 +485,12 @@ pub(crate) struct Parent<T: Driver> {
     type_ptrs: KVec<*mut bindings::mdev_type>,
     attrs: Option<KBox<GroupStorage>>,
     dev: Option<ARef<device::Device>>,
+    drv: &'static DriverStatic<T>,
+    holds_driver: bool,
     registered: bool,
     #[pin]
     parent: Opaque<bindings::mdev_parent>,
 }
-
-use kernel::sync::aref::ARef;
 
 // SAFETY: The raw pointers point into `self`'s own vectors; `T::Parent` is `Send + Sync`; the C
 // parent is only touched by the mdev core, which does its own locking.
@@ -369,7 +500,7 @@ unsafe impl<T: Driver> Sync for Parent<T> {}
 
 impl<T: Driver> Parent<T> {
     /// Registers `dev` as an mdev parent offering `types`, with driver data `data`. The driver
-    /// must be registered (`ENODEV` otherwise); parents must be dropped before it is unregistered.
+    /// must be registered (`ENODEV` otherwise); the parent keeps it registered.
     pub(crate) fn new(
         dev: &device::Device<device::Bound>,
         drv: &'static DriverStatic<T>,
@@ -378,9 +509,6 @@ impl<T: Driver> Parent<T> {
     ) -> impl PinInit<Self, Error> {
         let dev: ARef<device::Device> = dev.into();
         pin_init::pin_init_scope(move || {
-            if !drv.registered.load(Acquire) {
-                return Err(ENODEV);
-            }
             let mut mtypes = KVec::with_capacity(types.len(), GFP_KERNEL)?;
             let mut ptrs = KVec::with_capacity(types.len(), GFP_KERNEL)?;
             for t in types.iter() {
@@ -393,6 +521,9 @@ impl<T: Driver> Parent<T> {
                 ptrs.push(t.get(), GFP_KERNEL)?;
             }
             let nr = u32::try_from(types.len())?;
+            drv.acquire()?;
+            // INVARIANT: The use just taken is given back by `drop` (also if the rest of the
+            // initialisation fails: the partly initialised parent is dropped then).
             Ok(try_pin_init!(Self {
                 data,
                 names: types,
@@ -400,6 +531,8 @@ impl<T: Driver> Parent<T> {
                 type_ptrs: ptrs,
                 attrs: None,
                 dev: Some(dev),
+                drv,
+                holds_driver: true,
                 registered: false,
                 parent <- Opaque::uninit(),
             })
@@ -410,14 +543,14 @@ impl<T: Driver> Parent<T> {
                     return Err(EINVAL);
                 };
                 let raw_dev = super::raw_device(dev);
-                // SAFETY: `parent` is pinned; `raw_dev` is a device we hold a reference on; the driver
-                // is registered and `'static`; the type array and the types it points to live in
-                // `this` and never move or resize.
+                // SAFETY: `parent` is pinned; `raw_dev` is a device we hold a reference on; the
+                // driver is registered (we hold a use) and `'static`; the type array and the types
+                // it points to live in `this` and never move or resize.
                 to_result(unsafe {
                     bindings::mdev_register_parent(
                         this.parent.get(),
                         raw_dev,
-                        drv.as_raw(),
+                        this.drv.as_raw(),
                         this.type_ptrs.as_mut_ptr(),
                         nr,
                     )
@@ -432,8 +565,8 @@ impl<T: Driver> Parent<T> {
                         Self::parent_attr_show,
                         Self::parent_attr_store,
                     )?;
-                    // SAFETY: `raw_dev` is valid; the group lives in `this`, which removes it before
-                    // dropping it.
+                    // SAFETY: `raw_dev` is valid; the group lives in `this`, which removes it
+                    // before dropping it.
                     to_result(unsafe { bindings::device_add_groups(raw_dev, storage.groups()) })?;
                     this.attrs = Some(storage);
                 }
@@ -468,6 +601,23 @@ impl<T: Driver> Parent<T> {
         Ok((this, index))
     }
 
+    /// The parent and the attribute id behind a parent attribute.
+    ///
+    /// # Safety
+    ///
+    /// `attr` must belong to the `GroupStorage` of a live `Parent<T>`, valid for `'a`.
+    unsafe fn from_attr<'a>(
+        attr: *mut bindings::device_attribute,
+    ) -> Option<(&'a Self, T::ParentAttr)> {
+        // SAFETY: By the safety requirements `attr` belongs to a `GroupStorage` of a live
+        // `Parent<T>` (the group is removed before the parent is dropped), whose address is the
+        // owner pointer.
+        let (owner, index) = unsafe { sysfs::Entry::from_attr(attr) };
+        // SAFETY: See above.
+        let this = unsafe { &*owner.cast::<Self>() };
+        Some((this, T::PARENT_ATTRS?.id(index)?))
+    }
+
     /// # Safety
     ///
     /// Called by the driver core for an attribute of our parent group.
@@ -476,29 +626,34 @@ impl<T: Driver> Parent<T> {
         attr: *mut bindings::device_attribute,
         buf: *mut c_char,
     ) -> isize {
-        // SAFETY: `attr` belongs to the `GroupStorage` of a live `Parent<T>` (the group is
-        // removed before the parent is dropped), whose address is the owner pointer.
-        let (owner, index) = unsafe { sysfs::Entry::from_attr(attr) };
-        // SAFETY: See above.
-        let this = unsafe { &*owner.cast::<Self>() };
+        // SAFETY: The driver core calls this only for attributes of the group we added.
+        let Some((this, id)) = (unsafe { Self::from_attr(attr) }) else {
+            return EINVAL.to_errno() as isize;
+        };
         // SAFETY: `buf` is the sysfs page of this `show`.
         let Some(mut out) = (unsafe { SysfsBuf::from_raw(buf) }) else {
             return EINVAL.to_errno() as isize;
         };
-        let r = T::parent_attr_show(&this.data, index, &mut out);
+        let r = T::parent_attr_show(&this.data, id, &mut out);
         sysfs::show_result(&out, r)
     }
 
     /// # Safety
     ///
-    /// Never called with a valid attribute: the parent group has no writable file.
+    /// Called by the driver core for a writable attribute of our parent group.
     unsafe extern "C" fn parent_attr_store(
         _dev: *mut bindings::device,
-        _attr: *mut bindings::device_attribute,
-        _buf: *const c_char,
-        _count: usize,
+        attr: *mut bindings::device_attribute,
+        buf: *const c_char,
+        count: usize,
     ) -> isize {
-        EPERM.to_errno() as isize
+        // SAFETY: The driver core calls this only for attributes of the group we added.
+        let Some((this, id)) = (unsafe { Self::from_attr(attr) }) else {
+            return EINVAL.to_errno() as isize;
+        };
+        // SAFETY: The driver core passes `count` valid bytes.
+        let data = unsafe { sysfs::store_bytes(buf, count) };
+        sysfs::store_result(count, T::parent_attr_store(&this.data, id, data))
     }
 }
 
@@ -507,19 +662,24 @@ impl<T: Driver> PinnedDrop for Parent<T> {
     fn drop(self: Pin<&mut Self>) {
         // SAFETY: We do not move out of `self`.
         let this = unsafe { self.get_unchecked_mut() };
-        let Some(dev) = this.dev.as_ref() else {
-            return;
-        };
-        let raw_dev = super::raw_device(dev);
-        if let Some(storage) = this.attrs.take() {
-            // SAFETY: The group was added to `raw_dev`; removing it waits for running callbacks.
-            unsafe { bindings::device_remove_groups(raw_dev, storage.groups()) };
+        if let Some(dev) = this.dev.as_ref() {
+            let raw_dev = super::raw_device(dev);
+            if let Some(storage) = this.attrs.take() {
+                // SAFETY: The group was added to `raw_dev`; removing it waits for running
+                // callbacks.
+                unsafe { bindings::device_remove_groups(raw_dev, storage.groups()) };
+            }
+            if this.registered {
+                // SAFETY: By the type invariant the parent is registered. This removes every
+                // instance (each removal waits for the instance's users to close it).
+                unsafe { bindings::mdev_unregister_parent(this.parent.get()) };
+                this.registered = false;
+            }
         }
-        if this.registered {
-            // SAFETY: By the type invariant the parent is registered. This removes every instance
-            // (each removal waits for the instance's users to close it).
-            unsafe { bindings::mdev_unregister_parent(this.parent.get()) };
-            this.registered = false;
+        if this.holds_driver {
+            // INVARIANT: The use is given back once.
+            this.holds_driver = false;
+            this.drv.release();
         }
     }
 }

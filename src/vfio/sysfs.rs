@@ -17,20 +17,30 @@ use kernel::{
     prelude::*, //
 };
 
-/// One attribute of a [`Group`].
-pub(crate) struct Attr {
+/// One attribute of a [`Group`], selected in the callbacks by its `id` (a constant of the
+/// driver's own attribute type, typically a fieldless `enum`).
+pub(crate) struct Attr<A: 'static> {
     /// The file name.
     pub(crate) name: &'static CStr,
     /// Read-write (`0644`) or read-only (`0444`).
     pub(crate) writable: bool,
+    /// What the callbacks are told the file is.
+    pub(crate) id: A,
 }
 
 /// A named attribute group: a directory of attribute files.
-pub(crate) struct Group {
+pub(crate) struct Group<A: 'static> {
     /// The directory name.
     pub(crate) name: &'static CStr,
     /// The files.
-    pub(crate) attrs: &'static [Attr],
+    pub(crate) attrs: &'static [Attr<A>],
+}
+
+impl<A: Copy + 'static> Group<A> {
+    /// The id of the attribute at `index` (as stored in an [`Entry`]).
+    pub(crate) fn id(&self, index: usize) -> Option<A> {
+        self.attrs.get(index).map(|a| a.id)
+    }
 }
 
 /// The C signature of a `show` callback.
@@ -94,8 +104,8 @@ unsafe impl Sync for GroupStorage {}
 
 impl GroupStorage {
     /// Builds the C structures of `group`, with `owner` stored for the callbacks.
-    pub(crate) fn new(
-        group: &'static Group,
+    pub(crate) fn new<A>(
+        group: &'static Group<A>,
         owner: *const c_void,
         show: ShowFn,
         store: StoreFn,
@@ -107,6 +117,10 @@ impl GroupStorage {
             attr.attr.mode = if a.writable { 0o644 } else { 0o444 };
             attr.__bindgen_anon_1.show = Some(show);
             attr.__bindgen_anon_2.store = if a.writable { Some(store) } else { None };
+            // SAFETY: `attr.attr` is a valid attribute; this only gives it lockdep's key, as
+            // every attribute outside static memory needs (a pointer to a static, so the
+            // attribute may move afterwards).
+            unsafe { super::bindings::rvgpu_sysfs_attr_init(&raw mut attr.attr) };
             entries.push(Entry { attr, owner, index }, GFP_KERNEL)?;
         }
         let mut this = KBox::new(
@@ -138,6 +152,11 @@ impl GroupStorage {
 }
 
 /// The page a sysfs `show` callback fills.
+///
+/// # Invariants
+///
+/// `buf` is valid for writes of [`SYSFS_BUF_SIZE`] bytes for as long as `self` lives, and
+/// `len <= SYSFS_BUF_SIZE`.
 pub(crate) struct SysfsBuf {
     buf: NonNull<u8>,
     len: usize,
@@ -152,6 +171,7 @@ impl SysfsBuf {
     /// `buf` must be the `PAGE_SIZE` buffer of a sysfs `show` callback, valid for writes for the
     /// lifetime of the returned object.
     pub(crate) unsafe fn from_raw(buf: *mut c_char) -> Option<Self> {
+        // INVARIANT: By the safety requirements; nothing is written yet.
         Some(Self {
             buf: NonNull::new(buf.cast())?,
             len: 0,
@@ -184,6 +204,7 @@ impl fmt::Write for SysfsBuf {
                 bytes.len(),
             )
         };
+        // INVARIANT: The check above keeps `len` within the page.
         self.len += bytes.len();
         Ok(())
     }

@@ -13,6 +13,8 @@
 
 use kernel::prelude::*;
 
+use super::uapi;
+
 /// Size of the configuration space.
 pub(crate) const SIZE: usize = 256;
 
@@ -38,7 +40,7 @@ const MSI_CAP: usize = 0x48;
 const MSI_FLAGS_64BIT: u16 = 0x80;
 
 /// The register window (BAR2) size.
-pub(crate) const MMIO_BAR_SIZE: u32 = 0x1000;
+const MMIO_BAR_SIZE: u32 = super::bar2::SIZE as u32;
 
 /// The configuration space of one vGPU.
 pub(crate) struct ConfigSpace {
@@ -57,14 +59,16 @@ impl ConfigSpace {
             wmask: [0; SIZE],
             reset: [0; SIZE],
         };
-        c.put16(0x00, 0x1234);
-        c.put16(0x02, 0x1111);
+        c.put16(0x00, uapi::RVGPU_PCI_VENDOR_ID as u16);
+        c.put16(0x02, uapi::RVGPU_PCI_DEVICE_ID as u16);
         c.put16(STATUS, STATUS_CAP_LIST);
-        c.bytes[0x08] = 2; // Revision 2: bochs-drm then reads QEMU's extension registers.
-        c.bytes[0x0a] = 0x80; // Display controller, other.
-        c.bytes[0x0b] = 0x03;
-        c.put16(0x2c, 0x1af4); // Subsystem: QEMU's.
-        c.put16(0x2e, 0x1100);
+        // Revision 2: bochs-drm then reads QEMU's extension registers.
+        c.bytes[0x08] = uapi::RVGPU_PCI_REVISION as u8;
+        // Display controller, other.
+        c.bytes[0x0a] = (uapi::RVGPU_PCI_CLASS >> 8) as u8;
+        c.bytes[0x0b] = (uapi::RVGPU_PCI_CLASS >> 16) as u8;
+        c.put16(0x2c, uapi::RVGPU_PCI_SUBSYSTEM_VENDOR_ID as u16); // QEMU's.
+        c.put16(0x2e, uapi::RVGPU_PCI_SUBSYSTEM_ID as u16);
         c.put32(BAR0, BAR_MEM_PREFETCH);
         c.put32(BAR2, 0);
         c.bytes[INTERRUPT_LINE + 1] = 1; // Interrupt pin A.
@@ -142,6 +146,12 @@ impl ConfigSpace {
     /// Whether memory decode is on (BAR accesses are answered).
     pub(crate) fn memory_enabled(&self) -> bool {
         self.get16(COMMAND) & COMMAND_MEMORY != 0
+    }
+
+    /// Takes resumed contents (the caller checked the IDs), through the write mask as a guest
+    /// write would: read-only bits keep this device's values.
+    pub(crate) fn restore(&mut self, bytes: &[u8; SIZE]) {
+        self.write(0, bytes);
     }
 
     /// Back to the power-on contents.

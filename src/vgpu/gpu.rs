@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A physical GPU shared out into vGPUs: its board, its type table and its VRAM partition.
+//! The physical GPU as rvgpu shares it out: its board (the hardware, behind the
+//! [`Board`] trait), its type table and its VRAM partition. One [`Gpu`] exists per bound PCI
+//! device; it is the data of the device's mdev parent.
 
 use kernel::{
     fmt,
@@ -30,17 +32,63 @@ use super::{
 };
 use crate::{
     board::Board,
-    vfio::sysfs::SysfsBuf, //
+    vfio::sysfs::{
+        Attr,
+        Group,
+        SysfsBuf, //
+    }, //
 };
 
 const MIB: u64 = 1 << 20;
+
+/// The files of the `nvidia/` directory on the physical GPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum GpuAttr {
+    VramTotalMib,
+    VramFreeMib,
+    VramLargestFreeMib,
+    Placement,
+    PinnedPages,
+}
+
+/// The `nvidia/` directory on the physical GPU.
+pub(crate) const GPU_ATTRS: Group<GpuAttr> = Group {
+    name: c"nvidia",
+    attrs: &[
+        Attr {
+            name: c"vram_total_mib",
+            writable: false,
+            id: GpuAttr::VramTotalMib,
+        },
+        Attr {
+            name: c"vram_free_mib",
+            writable: false,
+            id: GpuAttr::VramFreeMib,
+        },
+        Attr {
+            name: c"vram_largest_free_mib",
+            writable: false,
+            id: GpuAttr::VramLargestFreeMib,
+        },
+        Attr {
+            name: c"placement",
+            writable: false,
+            id: GpuAttr::Placement,
+        },
+        Attr {
+            name: c"pinned_pages",
+            writable: false,
+            id: GpuAttr::PinnedPages,
+        },
+    ],
+};
 
 /// The state shared by a physical GPU and its vGPUs.
 #[pin_data]
 pub(crate) struct Gpu {
     board: Arc<dyn Board>,
     /// Guest pages pinned by all of this GPU's vGPU engines.
-    pinned: Arc<Atomic<u64>>,
+    pinned: Atomic<u64>,
     table: &'static TypeTable,
     #[pin]
     vram: Mutex<VramAllocator>,
@@ -52,7 +100,7 @@ impl Gpu {
         Arc::pin_init(
             try_pin_init!(Self {
                 board,
-                pinned: Arc::new(Atomic::new(0), GFP_KERNEL)?,
+                pinned: Atomic::new(0),
                 table,
                 vram <- new_mutex!(VramAllocator::new(total)),
             }),
@@ -64,12 +112,9 @@ impl Gpu {
         &*self.board
     }
 
-    pub(crate) fn board_arc(&self) -> Arc<dyn Board> {
-        self.board.clone()
-    }
-
-    pub(crate) fn pinned_counter(&self) -> Arc<Atomic<u64>> {
-        self.pinned.clone()
+    /// Guest pages pinned by all of this GPU's vGPU engines.
+    pub(crate) fn pinned(&self) -> &Atomic<u64> {
+        &self.pinned
     }
 
     pub(crate) fn table(&self) -> &'static TypeTable {
@@ -100,15 +145,14 @@ impl Gpu {
     }
 
     /// The files of the physical GPU's `nvidia/` directory.
-    pub(crate) fn show_attr(&self, index: usize, out: &mut SysfsBuf) -> Result {
+    pub(crate) fn show_attr(&self, attr: GpuAttr, out: &mut SysfsBuf) -> Result {
         let vram = self.vram.lock();
-        match index {
-            0 => out.emit(fmt!("{}\n", vram.total() / MIB)),
-            1 => out.emit(fmt!("{}\n", vram.free() / MIB)),
-            2 => out.emit(fmt!("{}\n", vram.largest_free() / MIB)),
-            3 => self.write_placement(&vram, out),
-            4 => out.emit(fmt!("{}\n", self.pinned.load(Relaxed))),
-            _ => Err(EINVAL),
+        match attr {
+            GpuAttr::VramTotalMib => out.emit(fmt!("{}\n", vram.total() / MIB)),
+            GpuAttr::VramFreeMib => out.emit(fmt!("{}\n", vram.free() / MIB)),
+            GpuAttr::VramLargestFreeMib => out.emit(fmt!("{}\n", vram.largest_free() / MIB)),
+            GpuAttr::Placement => self.write_placement(&vram, out),
+            GpuAttr::PinnedPages => out.emit(fmt!("{}\n", self.pinned.load(Relaxed))),
         }
     }
 

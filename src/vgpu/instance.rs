@@ -1,45 +1,43 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! One vGPU: its slice of the physical VRAM, its settings and whether a VM has it open.
+//! One vGPU: its slice of the physical VRAM, its emulated hardware, its engine, its settings and
+//! whether a VM has it open. Its VFIO regions are in `region.rs`, its sysfs files in `attrs.rs`.
 
 use kernel::{
     new_mutex,
+    new_spinlock,
     prelude::*,
     str::BStr,
     sync::{
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
         Arc,
-        Mutex, //
+        Mutex,
+        SpinLock, //
     }, //
 };
 
 use super::{
-    config::{
-        self,
-        ConfigSpace, //
+    config::ConfigSpace,
+    display::{
+        DisplayRegs,
+        Limits, //
     },
     edid,
     engine::{
-        self,
+        irq,
         Engine, //
     },
     gpu::Gpu,
-    params::{
-        self,
-        Params, //
-    },
-    regs::{
-        self,
-        Effect,
-        Regs, //
-    },
+    migration::MigCtl,
+    params::Params,
+    slice::VramSlice,
     types::VgpuType,
-    vram::{
-        AllocError,
-        Slice, //
-    },
+    vram::AllocError,
 };
 use crate::vfio::{
-    self,
     bindings as vb,
     device::{
         DeviceInfo,
@@ -49,67 +47,53 @@ use crate::vfio::{
         RegionInfo, //
     },
     mdev,
-    sysfs::SysfsBuf,
+    migration::{
+        DirtyBitmap,
+        LogRange,
+        MigFile,
+        MigState, //
+    },
+    support,
     Device,
     DeviceOps, //
 };
-use kernel::{
-    new_spinlock,
-    sync::SpinLock,
-    uaccess::{
-        UserSliceReader,
-        UserSliceWriter, //
-    },
+use kernel::uaccess::{
+    UserSliceReader,
+    UserSliceWriter, //
 };
 
-/// Device-file offsets: region index in the top bits, as vfio-pci does.
-const REGION_SHIFT: u32 = 40;
-const REGION_MASK: u64 = (1 << REGION_SHIFT) - 1;
-const REGION_FB: u32 = vb::VFIO_PCI_BAR0_REGION_INDEX;
-const REGION_MMIO: u32 = vb::VFIO_PCI_BAR2_REGION_INDEX;
-const REGION_CONFIG: u32 = vb::VFIO_PCI_CONFIG_REGION_INDEX;
-/// Framebuffer reads and writes through the device file go through a buffer of this size.
-const FB_CHUNK: usize = 256;
-
 /// The emulated hardware state of a vGPU, touched from the access path (no sleeping there).
-struct Hw {
-    config: ConfigSpace,
-    regs: Regs,
-}
-
-/// A vGPU's VRAM slice; dropping it scrubs the slice and returns it to the board.
-struct SliceGuard {
-    gpu: Arc<Gpu>,
-    slice: Slice,
-}
-
-impl Drop for SliceGuard {
-    fn drop(&mut self) {
-        self.gpu.free(&self.slice);
-    }
+pub(super) struct Hw {
+    pub(super) config: ConfigSpace,
+    pub(super) display: DisplayRegs,
 }
 
 /// What changes while a vGPU exists.
-struct State {
+pub(super) struct State {
     /// A VM (a VFIO user) has the device open.
-    open: bool,
-    params: Params,
+    pub(super) open: bool,
+    pub(super) params: Params,
     /// `vgpu_params` as last written (trimmed).
-    params_text: KVec<u8>,
+    pub(super) params_text: KVec<u8>,
     /// The task that opened the device: `<name>[<pid>]`, empty when not open.
-    vm_name: KVec<u8>,
+    pub(super) vm_name: KVec<u8>,
 }
 
 /// A vGPU instance: the driver data of its VFIO device.
 #[pin_data]
 pub(crate) struct Vgpu {
-    vtype: &'static VgpuType,
-    slice: SliceGuard,
-    engine: Arc<Engine>,
+    pub(super) vtype: &'static VgpuType,
+    pub(super) slice: Arc<VramSlice>,
+    pub(super) engine: Arc<Engine>,
+    /// Whether memory decode is on in the config space (`PCI_COMMAND_MEMORY`): BAR accesses
+    /// check it without taking `hw`.
+    pub(super) memory_on: Atomic<bool>,
     #[pin]
-    state: Mutex<State>,
+    pub(super) state: Mutex<State>,
     #[pin]
-    hw: SpinLock<Hw>,
+    pub(super) hw: SpinLock<Hw>,
+    #[pin]
+    pub(super) mig: Mutex<MigCtl>,
 }
 
 impl Vgpu {
@@ -120,20 +104,16 @@ impl Vgpu {
         mdev: &mdev::Device,
     ) -> Result<impl PinInit<Self, Error>> {
         let vtype = gpu.vgpu_type(type_index).ok_or(EINVAL)?;
-        let slice = gpu.alloc(vtype, mdev.uuid()).map_err(|e| {
-            let (free, largest) = match e {
-                AllocError::NoSpace { free, largest_free } => (free, largest_free),
-                _ => (0, 0),
-            };
+        let slice = VramSlice::new(gpu, vtype, mdev.uuid()).map_err(|e| {
             match e {
-                AllocError::NoSpace { .. } => dev_err!(
+                AllocError::NoSpace { free, largest_free } => dev_err!(
                     mdev.as_dev(),
                     "cannot create {} (nvidia-{}): it needs a free {} MiB slice, the GPU has {} MiB free and its largest free slice is {} MiB\n",
                     BStr::from_bytes(vtype.name.to_bytes()),
                     vtype.id,
                     vtype.profile_mib,
                     free >> 20,
-                    largest >> 20
+                    largest_free >> 20
                 ),
                 _ => dev_err!(
                     mdev.as_dev(),
@@ -149,19 +129,8 @@ impl Vgpu {
                 AllocError::NoMemory => ENOMEM,
             }
         })?;
-        dev_info!(
-            mdev.as_dev(),
-            "created {} (nvidia-{}, class {:?}) at VRAM {} MiB\n",
-            BStr::from_bytes(vtype.name.to_bytes()),
-            vtype.id,
-            vtype.class,
-            slice.offset >> 20
-        );
-        let slice = SliceGuard {
-            gpu: gpu.clone(),
-            slice,
-        };
-        let limits = regs::Limits {
+        let slice = Arc::new(slice, GFP_KERNEL)?;
+        let limits = Limits {
             max_width: vtype.max_width,
             max_height: vtype.max_height,
             fb_size: u32::try_from(vtype.usable_bytes())?,
@@ -178,21 +147,17 @@ impl Vgpu {
             vtype.max_height,
         );
         let fb_bar = u32::try_from(vtype.profile_bytes())?;
-        let engine = Engine::new(
-            gpu.board_arc(),
-            slice.slice.offset,
-            vtype.usable_bytes(),
-            vtype.frl_fps,
-            gpu.pinned_counter(),
-        )?;
+        let engine = Engine::new(slice.clone(), vtype.frl_fps)?;
         Ok(try_pin_init!(Self {
             vtype,
             slice,
             engine,
+            memory_on: Atomic::new(false),
             hw <- new_spinlock!(Hw {
                 config: ConfigSpace::new(fb_bar),
-                regs: Regs::new(limits, edid),
+                display: DisplayRegs::new(limits, edid),
             }),
+            mig <- new_mutex!(MigCtl::new()),
             state <- new_mutex!(State {
                 open: false,
                 params: Params::default(),
@@ -201,6 +166,29 @@ impl Vgpu {
             }),
         }))
     }
+
+    /// `<comm>[<pid>]` of the calling task.
+    fn caller_name() -> Result<KVec<u8>> {
+        let (comm, pid) = support::current_task_name();
+        let len = comm.iter().position(|&c| c == 0).unwrap_or(comm.len());
+        let mut name = KVec::with_capacity(len + 12, GFP_KERNEL)?;
+        name.extend_from_slice(&comm[..len], GFP_KERNEL)?;
+        let pid_text = kernel::str::CString::try_from_fmt(fmt!("[{}]", pid))?;
+        name.extend_from_slice(pid_text.to_bytes(), GFP_KERNEL)?;
+        Ok(name)
+    }
+
+    /// The mdev core made the instance and it can be opened now.
+    pub(crate) fn log_created(dev: &Device<Self>) {
+        dev_info!(
+            dev.dev(),
+            "created {} (nvidia-{}, class {:?}) at VRAM {} MiB\n",
+            BStr::from_bytes(dev.vtype.name.to_bytes()),
+            dev.vtype.id,
+            dev.vtype.class,
+            dev.slice.vram_offset() >> 20
+        );
+    }
 }
 
 #[vtable]
@@ -208,23 +196,21 @@ impl DeviceOps for Vgpu {
     const NAME: &'static CStr = c"nvidia-vgpu-vfio";
 
     fn open(this: &Device<Self>) -> Result {
-        let (comm, pid) = vfio::current_task_name();
-        let len = comm.iter().position(|&c| c == 0).unwrap_or(comm.len());
-        let mut name = KVec::with_capacity(len + 12, GFP_KERNEL)?;
-        name.extend_from_slice(&comm[..len], GFP_KERNEL)?;
-        let pid_text = kernel::str::CString::try_from_fmt(fmt!("[{}]", pid))?;
-        name.extend_from_slice(pid_text.to_bytes(), GFP_KERNEL)?;
+        // Everything that can fail comes first: a failed open leaves the vGPU as it was.
+        let name = Self::caller_name()?;
+        let handle = this.dma_handle()?;
+        // Every user starts from a device at power-on state.
+        Self::reset(this)?;
+        this.engine.open(handle);
         let mut st = this.state.lock();
         st.open = true;
         st.vm_name = name;
-        drop(st);
-        // Every user starts from a device at power-on state.
-        Self::reset(this)?;
-        this.engine.open(this.dma_handle()?);
         Ok(())
     }
 
     fn close(this: &Device<Self>) {
+        // A transfer in progress ends: its file reads or writes fail from now on.
+        this.mig.lock().reset();
         this.engine.close();
         let mut st = this.state.lock();
         st.open = false;
@@ -240,43 +226,18 @@ impl DeviceOps for Vgpu {
     }
 
     fn region_info(this: &Device<Self>, index: u32) -> Result<RegionInfo> {
-        if index >= vb::VFIO_PCI_NUM_REGIONS {
-            return Err(EINVAL);
-        }
-        let rw = vb::VFIO_REGION_INFO_FLAG_READ | vb::VFIO_REGION_INFO_FLAG_WRITE;
-        let mut info = RegionInfo {
-            offset: u64::from(index) << REGION_SHIFT,
-            ..RegionInfo::default()
-        };
-        match index {
-            REGION_FB => {
-                info.size = this.vtype.profile_bytes();
-                info.flags = rw | vb::VFIO_REGION_INFO_FLAG_MMAP;
-                // Only the usable part maps; the reservation at the end is the host's.
-                info.sparse_mmap = Some((0, this.vtype.usable_bytes()));
-            }
-            REGION_MMIO => {
-                info.size = regs::SIZE as u64;
-                info.flags = rw;
-            }
-            REGION_CONFIG => {
-                info.size = config::SIZE as u64;
-                info.flags = rw;
-            }
-            _ => {}
-        }
-        Ok(info)
+        this.region(index)
     }
 
     fn irq_info(_this: &Device<Self>, index: u32) -> Result<IrqInfo> {
         let flags = match index {
-            engine::IRQ_INDEX_INTX => {
+            irq::INDEX_INTX => {
                 vb::VFIO_IRQ_INFO_EVENTFD
                     | vb::VFIO_IRQ_INFO_MASKABLE
                     | vb::VFIO_IRQ_INFO_AUTOMASKED
             }
-            engine::IRQ_INDEX_MSI => vb::VFIO_IRQ_INFO_EVENTFD | vb::VFIO_IRQ_INFO_NORESIZE,
-            engine::IRQ_INDEX_REQ => vb::VFIO_IRQ_INFO_EVENTFD,
+            irq::INDEX_MSI => vb::VFIO_IRQ_INFO_EVENTFD | vb::VFIO_IRQ_INFO_NORESIZE,
+            irq::INDEX_REQ => vb::VFIO_IRQ_INFO_EVENTFD,
             i if i < vb::VFIO_PCI_NUM_IRQS => 0,
             _ => return Err(EINVAL),
         };
@@ -289,7 +250,7 @@ impl DeviceOps for Vgpu {
     fn set_irqs(this: &Device<Self>, set: IrqSet<'_>) -> Result {
         let index = set.index;
         this.engine.set_irqs(set)?;
-        if index == engine::IRQ_INDEX_MSI {
+        if index == irq::INDEX_MSI {
             let on = this.engine.msi_enabled();
             this.hw.lock().config.set_msi_enabled(on);
         }
@@ -318,246 +279,65 @@ impl DeviceOps for Vgpu {
     }
 
     fn reset(this: &Device<Self>) -> Result {
+        // Any migration state goes back to RUNNING (an open data file ends).
+        this.mig.lock().reset();
         {
             let mut hw = this.hw.lock();
             hw.config.reset();
-            hw.regs.reset();
+            hw.display.reset();
+            this.memory_on.store(hw.config.memory_enabled(), Relaxed);
         }
         this.engine.reset();
         Ok(())
     }
 
     fn read(this: &Device<Self>, offset: u64, out: &mut UserSliceWriter) -> Result<usize> {
-        let len = out.len();
-        let (index, pos) = split(offset, len)?;
-        match index {
-            REGION_CONFIG => {
-                let mut buf = [0u8; config::SIZE];
-                let b = buf.get_mut(..len).ok_or(EINVAL)?;
-                this.hw.lock().config.read(pos, b);
-                out.write_slice(b)?;
-            }
-            REGION_MMIO => {
-                if !Self::mmio_access_ok(pos, len) {
-                    return Err(EINVAL);
-                }
-                let v = {
-                    let hw = this.hw.lock();
-                    if !hw.config.memory_enabled() {
-                        u32::MAX
-                    } else if (engine::START..engine::END).contains(&pos) {
-                        drop(hw);
-                        this.engine.read(pos)
-                    } else {
-                        hw.regs.read(pos, len)
-                    }
-                };
-                out.write_slice(&v.to_le_bytes()[..len])?;
-            }
-            REGION_FB => this.fb_read(pos, out)?,
-            _ => return Err(EINVAL),
-        }
-        Ok(len)
+        this.region_read(offset, out)
     }
 
     fn write(this: &Device<Self>, offset: u64, data: &mut UserSliceReader) -> Result<usize> {
-        let len = data.len();
-        let (index, pos) = split(offset, len)?;
-        match index {
-            REGION_CONFIG => {
-                let mut buf = [0u8; config::SIZE];
-                let b = buf.get_mut(..len).ok_or(EINVAL)?;
-                data.read_slice(b)?;
-                this.hw.lock().config.write(pos, b);
-            }
-            REGION_MMIO => {
-                if !Self::mmio_access_ok(pos, len) {
-                    return Err(EINVAL);
-                }
-                let mut b = [0u8; 4];
-                data.read_slice(&mut b[..len])?;
-                let val = u32::from_le_bytes(b);
-                let effect = {
-                    let mut hw = this.hw.lock();
-                    if !hw.config.memory_enabled() {
-                        Effect::None
-                    } else if (engine::START..engine::END).contains(&pos) {
-                        drop(hw);
-                        this.engine.write(pos, val);
-                        Effect::None
-                    } else {
-                        hw.regs.write(pos, len, val)
-                    }
-                };
-                if let Effect::ClearFramebuffer(n) = effect {
-                    let n = u64::from(n)
-                        .min(this.vtype.usable_bytes())
-                        .next_multiple_of(8);
-                    let _ = this
-                        .slice
-                        .gpu
-                        .board()
-                        .vram_clear(this.slice.slice.offset, n);
-                }
-            }
-            REGION_FB => this.fb_write(pos, data)?,
-            _ => return Err(EINVAL),
-        }
-        Ok(len)
+        this.region_write(offset, data)
     }
 
     fn mmap(this: &Device<Self>, vma: &Mmap<'_>) -> Result {
-        let index = vma.offset() >> REGION_SHIFT;
-        let pos = vma.offset() & REGION_MASK;
-        let end = pos.checked_add(vma.len()).ok_or(EINVAL)?;
-        if index != u64::from(REGION_FB) || end > this.vtype.usable_bytes() || !vma.is_shared() {
-            return Err(EINVAL);
-        }
-        let board = this.slice.gpu.board();
-        vma.remap_io_wc(board.vram_phys() + this.slice.slice.offset + pos)
-    }
-}
-
-/// Splits a device-file offset into region index and offset inside it, refusing accesses that
-/// cross the end of the region space.
-fn split(offset: u64, len: usize) -> Result<(u32, usize)> {
-    let index = u32::try_from(offset >> REGION_SHIFT).map_err(|_| EINVAL)?;
-    let pos = offset & REGION_MASK;
-    let end = pos.checked_add(len as u64).ok_or(EINVAL)?;
-    let limit = match index {
-        REGION_CONFIG => config::SIZE as u64,
-        REGION_MMIO => regs::SIZE as u64,
-        REGION_FB => 1 << REGION_SHIFT,
-        _ => return Err(EINVAL),
-    };
-    if end > limit {
-        return Err(EINVAL);
-    }
-    Ok((index, usize::try_from(pos)?))
-}
-
-/// The framebuffer through the device file (what QEMU uses where it cannot mmap).
-impl Vgpu {
-    /// Register window accesses: the engine's registers are 32-bit only.
-    fn mmio_access_ok(pos: usize, len: usize) -> bool {
-        Regs::valid_access(pos, len) && (len == 4 || !(engine::START..engine::END).contains(&pos))
+        this.region_mmap(vma)
     }
 
-    fn fb_check(&self, pos: usize, len: usize) -> Result<bool> {
-        let end = (pos as u64).checked_add(len as u64).ok_or(EINVAL)?;
-        if end > self.vtype.profile_bytes() {
-            return Err(EINVAL);
-        }
-        // The reservation and a disabled memory decode read as all-ones and drop writes.
-        Ok(end <= self.vtype.usable_bytes() && self.hw.lock().config.memory_enabled())
+    const MIGRATION_FLAGS: u32 =
+        vb::VFIO_MIGRATION_STOP_COPY | vb::VFIO_MIGRATION_P2P | vb::VFIO_MIGRATION_PRE_COPY;
+    const DMA_LOGGING: bool = true;
+
+    fn migration_set_state(this: &Device<Self>, target: MigState) -> Result<Option<MigFile>> {
+        Self::set_migration_state(this, target)
     }
 
-    fn fb_read(&self, pos: usize, out: &mut UserSliceWriter) -> Result {
-        let len = out.len();
-        let live = self.fb_check(pos, len)?;
-        let mut buf = [0xffu8; FB_CHUNK];
-        let mut done = 0;
-        while done < len {
-            let n = (len - done).min(FB_CHUNK);
-            if live {
-                let at = self.slice.slice.offset + (pos + done) as u64;
-                self.slice.gpu.board().vram_read(at, &mut buf[..n])?;
+    fn migration_state(this: &Device<Self>) -> MigState {
+        this.mig.lock().state
+    }
+
+    fn migration_data_size(this: &Device<Self>) -> Result<u64> {
+        Ok(this.migration_data_size())
+    }
+
+    fn log_start(this: &Device<Self>, ranges: &[LogRange], page_size: u64) -> Result<u64> {
+        this.engine.log_start(ranges, page_size).inspect_err(|e| {
+            if *e == EBUSY {
+                dev_err!(this.dev(), "DMA logging: started already\n");
             }
-            out.write_slice(&buf[..n])?;
-            done += n;
-        }
+        })
+    }
+
+    fn log_stop(this: &Device<Self>) -> Result {
+        this.engine.log_stop();
         Ok(())
     }
 
-    fn fb_write(&self, pos: usize, data: &mut UserSliceReader) -> Result {
-        let len = data.len();
-        let live = self.fb_check(pos, len)?;
-        let mut buf = [0u8; FB_CHUNK];
-        let mut done = 0;
-        while done < len {
-            let n = (len - done).min(FB_CHUNK);
-            data.read_slice(&mut buf[..n])?;
-            if live {
-                let at = self.slice.slice.offset + (pos + done) as u64;
-                self.slice.gpu.board().vram_write(at, &buf[..n])?;
-            }
-            done += n;
-        }
-        Ok(())
-    }
-
-    /// The `display` file: the scan-out mode the guest set, or `disabled`.
-    pub(crate) fn show_display(&self, out: &mut SysfsBuf) -> Result {
-        let mode = self.hw.lock().regs.mode();
-        match mode {
-            Some(m) => out.emit(fmt!(
-                "{}x{} bpp={} stride={} offset={}\n",
-                m.width,
-                m.height,
-                m.bpp,
-                m.stride,
-                m.offset
-            )),
-            None => out.emit(fmt!("disabled\n")),
-        }
-    }
-}
-
-/// The sysfs side of an instance.
-impl Vgpu {
-    pub(crate) fn show_params(&self, out: &mut SysfsBuf) -> Result {
-        let st = self.state.lock();
-        out.emit(fmt!("{}\n", BStr::from_bytes(&st.params_text)))
-    }
-
-    pub(crate) fn show_vm_name(&self, out: &mut SysfsBuf) -> Result {
-        let st = self.state.lock();
-        out.emit(fmt!("{}\n", BStr::from_bytes(&st.vm_name)))
-    }
-}
-
-impl Device<Vgpu> {
-    /// `vgpu_params` is refused with `EPERM` while a VM has the vGPU open, with `E2BIG` over
-    /// 1024 bytes and with `EINVAL` for anything malformed, unknown or out of range; a refused
-    /// write changes nothing.
-    pub(crate) fn store_params(&self, data: &[u8]) -> Result {
-        let text = params::trim(data);
-        let mut st = self.state.lock();
-        if st.open {
-            dev_err!(self.dev(), "vgpu_params: refused while the vGPU is open\n");
-            return Err(EPERM);
-        }
-        let p = params::parse(text).map_err(|e| {
-            match e {
-                params::ParamsError::TooLong(n) => dev_err!(
-                    self.dev(),
-                    "vgpu_params: {} bytes, at most {} allowed\n",
-                    n,
-                    params::MAX_LEN
-                ),
-                params::ParamsError::NotKeyValue(item) => dev_err!(
-                    self.dev(),
-                    "vgpu_params: '{}' is not key=value\n",
-                    BStr::from_bytes(item)
-                ),
-                params::ParamsError::UnknownKey(key) => dev_err!(
-                    self.dev(),
-                    "vgpu_params: unknown key '{}'\n",
-                    BStr::from_bytes(key)
-                ),
-                params::ParamsError::BadValue(key, value) => dev_err!(
-                    self.dev(),
-                    "vgpu_params: bad value '{}' for '{}'\n",
-                    BStr::from_bytes(value),
-                    BStr::from_bytes(key)
-                ),
-            }
-            e.errno()
-        })?;
-        let mut copy = KVec::with_capacity(text.len(), GFP_KERNEL)?;
-        copy.extend_from_slice(text, GFP_KERNEL)?;
-        st.params = p;
-        st.params_text = copy;
-        Ok(())
+    fn log_read_and_clear(
+        this: &Device<Self>,
+        iova: u64,
+        len: u64,
+        dirty: &mut DirtyBitmap,
+    ) -> Result {
+        this.engine.log_report(iova, len, dirty)
     }
 }

@@ -4,7 +4,9 @@
 //! 1024 bytes, as on GRID hosts.
 //!
 //! Known keys (anything else is refused):
-//! - `frame_rate_limiter=0|1`: turn the type's frame-rate limit off or on (default on).
+//! - `frame_rate_limiter=0|1`: turn the type's frame-rate limit off or on (default on);
+//! - `precopy=0|1`: send the framebuffer while the VM runs, in live migration's pre-copy phase
+//!   (default on), or only once it is stopped (STOP_COPY).
 
 use kernel::prelude::*;
 
@@ -15,12 +17,14 @@ pub(crate) const MAX_LEN: usize = 1024;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Params {
     pub(crate) frame_rate_limiter: bool,
+    pub(crate) precopy: bool,
 }
 
 impl Default for Params {
     fn default() -> Self {
         Self {
             frame_rate_limiter: true,
+            precopy: true,
         }
     }
 }
@@ -64,16 +68,17 @@ pub(crate) fn parse(input: &[u8]) -> Result<Params, ParamsError<'_>> {
             return Err(ParamsError::NotKeyValue(item));
         };
         let (key, value) = (key.trim_ascii(), value.trim_ascii());
-        match key {
-            b"frame_rate_limiter" => {
-                p.frame_rate_limiter = match value {
-                    b"0" => false,
-                    b"1" => true,
-                    _ => return Err(ParamsError::BadValue(key, value)),
-                }
-            }
+        let flag = match value {
+            b"0" => Some(false),
+            b"1" => Some(true),
+            _ => None,
+        };
+        let slot = match key {
+            b"frame_rate_limiter" => &mut p.frame_rate_limiter,
+            b"precopy" => &mut p.precopy,
             _ => return Err(ParamsError::UnknownKey(key)),
-        }
+        };
+        *slot = flag.ok_or(ParamsError::BadValue(key, value))?;
     }
     Ok(p)
 }
@@ -88,13 +93,22 @@ mod tests {
         assert_eq!(
             parse(b"frame_rate_limiter=0"),
             Ok(Params {
-                frame_rate_limiter: false
+                frame_rate_limiter: false,
+                precopy: true
+            })
+        );
+        assert_eq!(
+            parse(b"precopy=0"),
+            Ok(Params {
+                frame_rate_limiter: true,
+                precopy: false
             })
         );
         assert_eq!(
             parse(b"frame_rate_limiter=0, frame_rate_limiter = 1"),
             Ok(Params {
-                frame_rate_limiter: true
+                frame_rate_limiter: true,
+                precopy: true
             })
         );
         assert_eq!(trim(b"frame_rate_limiter=0\n"), b"frame_rate_limiter=0");

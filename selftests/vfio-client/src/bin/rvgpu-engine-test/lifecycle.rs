@@ -245,7 +245,7 @@ pub fn close_in_flight(mut g: Gpu, uuid: &str, path: OpenPath) -> Result<Gpu, St
 const VBLANK_CYCLES: u32 = 200;
 
 /// Opens the vGPU `uuid` (closed on entry) [`VBLANK_CYCLES`] times; each time MSI on, VBLANK
-/// enabled (which starts the vblank timer), a few FILLs in flight, then closed 0-3 ms later.
+/// enabled (which starts the vblank timer), a few FILLs in flight, then closed 0-35 ms later.
 /// Afterwards the device opens again and a FENCE completes. Leaves the vGPU closed.
 pub fn vblank_close(uuid: &str, path: OpenPath) -> Result<(), String> {
     let msi = EventFd::new().map_err(es)?;
@@ -256,7 +256,8 @@ pub fn vblank_close(uuid: &str, path: OpenPath) -> Result<(), String> {
         g.setup_ring()?;
         let fills: Vec<Cmd> = (0..4).map(|l| Cmd::fill(l * 0x4_0000, 4096, 4096, 64, 0x7700_0000 | i)).collect();
         g.submit(&fills)?;
-        std::thread::sleep(Duration::from_millis(u64::from(i % 4)));
+        // 0 to 35 ms: some closes come before the first vblank, some while the timer fires.
+        std::thread::sleep(Duration::from_millis(u64::from(i % 8) * 5));
         drop(g);
         Ok(())
     };

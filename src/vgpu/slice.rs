@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A vGPU's slice of the physical VRAM.
+//!
+//! [`VramSlice`] owns one slice: all offsets are relative to the slice and checked against its
+//! usable part, so the host's reservation at the end of the profile (and every other vGPU's
+//! slice) is out of reach by construction. Dropping it scrubs the whole slice and gives it back
+//! to the GPU.
+
+use kernel::{
+    prelude::*,
+    sync::Arc, //
+};
+
+use super::{
+    gpu::Gpu,
+    types::VgpuType,
+    vram::{
+        AllocError,
+        Slice, //
+    },
+};
+use crate::vfio::device::Mmap;
+
+/// A vGPU's slice of VRAM.
+pub(crate) struct VramSlice {
+    gpu: Arc<Gpu>,
+    slice: Slice,
+    /// The usable part, from the start of the slice.
+    usable: u64,
+}
+
+impl VramSlice {
+    /// Places a slice for an instance of `vtype` named `uuid` on `gpu`.
+    pub(crate) fn new(
+        gpu: &Arc<Gpu>,
+        vtype: &VgpuType,
+        uuid: [u8; 16],
+    ) -> Result<Self, AllocError> {
+        let slice = gpu.alloc(vtype, uuid)?;
+        Ok(Self {
+            gpu: gpu.clone(),
+            slice,
+            usable: vtype.usable_bytes(),
+        })
+    }
+
+    /// The GPU the slice belongs to.
+    pub(crate) fn gpu(&self) -> &Arc<Gpu> {
+        &self.gpu
+    }
+
+    /// Where the slice starts in the physical VRAM.
+    pub(crate) fn vram_offset(&self) -> u64 {
+        self.slice.offset
+    }
+
+    /// The usable size: what the vGPU's guest may reach.
+    pub(crate) fn usable(&self) -> u64 {
+        self.usable
+    }
+
+    /// The VRAM offset of `[off, off + len)` of the slice; `EINVAL` beyond its usable part.
+    fn at(&self, off: u64, len: u64) -> Result<u64> {
+        let end = off.checked_add(len).ok_or(EINVAL)?;
+        if end > self.usable {
+            return Err(EINVAL);
+        }
+        Ok(self.slice.offset + off)
+    }
+
+    /// Reads `buf.len()` bytes at `off` (a few KiB at a time). `ENODEV` once the board is gone.
+    pub(crate) fn read(&self, off: u64, buf: &mut [u8]) -> Result {
+        let at = self.at(off, buf.len() as u64)?;
+        self.gpu.board().vram_read(at, buf)
+    }
+
+    /// Writes `data` at `off` (a few KiB at a time). `ENODEV` once the board is gone.
+    pub(crate) fn write(&self, off: u64, data: &[u8]) -> Result {
+        let at = self.at(off, data.len() as u64)?;
+        self.gpu.board().vram_write(at, data)
+    }
+
+    /// Zeroes `[off, off + len)` (rounded up to 8 bytes, within the usable part), a bounded step
+    /// at a time. Process context only: it lets the scheduler in between steps.
+    pub(crate) fn clear(&self, off: u64, len: u64) -> Result {
+        let len = len.next_multiple_of(8).min(self.usable.saturating_sub(off));
+        let at = self.at(off, len)?;
+        self.gpu.board().vram_clear(at, len)
+    }
+
+    /// Maps `[off, off + vma.len())` of the slice into user space (write-combining).
+    pub(crate) fn mmap(&self, off: u64, vma: &Mmap<'_>) -> Result {
+        let at = self.at(off, vma.len())?;
+        vma.remap_io_wc(self.gpu.board().vram_phys() + at)
+    }
+}
+
+impl Drop for VramSlice {
+    fn drop(&mut self) {
+        self.gpu.free(&self.slice);
+    }
+}
