@@ -3,13 +3,16 @@
 #
 # Builds the NESTED guest of the vGPU end-to-end test: a small Linux 7.3 kernel (tinyconfig +
 # scripts/kconfig/rvgpu-nested.config, LLVM=-19, bochs-drm + fbcon + 8250 console built in, no
-# modules) and an initramfs holding Debian's static busybox and selftests/nested/init. The
-# nested guest runs inside the test VM under scripts/nested-run.sh.
+# modules) and an initramfs holding Debian's static busybox, selftests/nested/init and
+# /bin/rvgpu-load (selftests/nested/rvgpu-load.c, compiled here static with gcc against
+# uapi/rvgpu.h: it drives the vGPU's command engine from inside the nested guest). The nested guest
+# runs inside the test VM under scripts/nested-run.sh.
 #
 # Both go into the cache outside the repository, keyed like scripts/build-kernel.sh: the kernel on
 # the source package, the config fragment, this script and the toolchain versions; the initramfs on
-# the kernel's key plus its inputs (selftests/nested/init, /bin/busybox). A warm machine finds them
-# and returns at once; editing only the init rebuilds only the initramfs (seconds).
+# the kernel's key plus its inputs (selftests/nested/init, /bin/busybox, rvgpu-load.c, uapi/rvgpu.h,
+# the gcc and glibc versions). A warm machine finds them and returns at once; editing only the init
+# or rvgpu-load.c (or the header) rebuilds only the initramfs (seconds).
 #
 #   scripts/build-nested.sh            build (or find) both, print nothing but progress
 #   scripts/build-nested.sh --print    print the bzImage path and the initramfs path, one a line
@@ -27,6 +30,11 @@ src="$RVGPU_CACHE/src/linux-source-7.3"
 fragment="$here/kconfig/rvgpu-nested.config"
 init="$repo/selftests/nested/init"
 busybox=/bin/busybox
+load_src="$repo/selftests/nested/rvgpu-load.c"
+uapi_h="$repo/uapi/rvgpu.h"
+# rvgpu-load: static, so the initramfs needs no libc; the header straight from the repository.
+cc=gcc
+cflags=(-static -s -O2 -Wall -Wextra -Werror -I"$repo")
 
 # The first line of a tool's --version (no `| head -1`: under pipefail the tool can die of SIGPIPE
 # and change the key at random).
@@ -42,6 +50,10 @@ initramfs_key=$( {
 	echo "$kernel_key"
 	cat "$init" 2>/dev/null || echo no-init
 	sha256sum <"$busybox" 2>/dev/null || echo no-busybox
+	cat "$load_src" 2>/dev/null || echo no-rvgpu-load
+	cat "$uapi_h" 2>/dev/null || echo no-uapi-header
+	version_of "$cc"
+	version_of ldd
 } | sha256sum | cut -c1-16)
 kdir="$RVGPU_CACHE/nested/kernel-$kernel_key"
 bzimage="$kdir/arch/x86/boot/bzImage"
@@ -57,6 +69,8 @@ esac
 
 [ -f "$fragment" ] || die "$fragment missing"
 [ -f "$init" ] || die "$init missing"
+[ -f "$load_src" ] || die "$load_src missing"
+[ -f "$uapi_h" ] || die "$uapi_h missing"
 [ -x "$busybox" ] || die "$busybox missing: apt-get install -y busybox-static (scripts/setup.sh installs it)"
 # Debian's dynamic `busybox` package installs /bin/busybox too; the initramfs has no libc.
 ldd_out=$(ldd "$busybox" 2>&1 || true)
@@ -119,9 +133,20 @@ else
 	gen="$kdir/usr/gen_init_cpio"
 	[ -x "$gen" ] || make -C "$src" O="$kdir" LLVM=-19 -s usr/gen_init_cpio >/dev/null
 	[ -x "$gen" ] || die "cannot build $gen"
+
+	# rvgpu-load, static (Debian: gcc, libc6-dev for libc.a, linux-libc-dev for <linux/types.h>).
+	command -v "$cc" >/dev/null || die "$cc not found (rvgpu-load is built with it): apt-get install -y gcc libc6-dev linux-libc-dev"
+	libc_a=$("$cc" -print-file-name=libc.a)
+	[ -f "$libc_a" ] || die "$cc has no static C library (libc.a) for rvgpu-load: apt-get install -y libc6-dev"
+	[ -f /usr/include/linux/types.h ] || die "/usr/include/linux/types.h missing (uapi/rvgpu.h needs it): apt-get install -y linux-libc-dev"
 	list=$(mktemp "$RVGPU_CACHE/nested/.initramfs-list.XXXXXX")
+	load_bin=$(mktemp "$RVGPU_CACHE/nested/.rvgpu-load.XXXXXX")
 	tmp_out="$initramfs.tmp.$$"
-	trap 'rm -f "$list" "$tmp_out"' EXIT
+	trap 'rm -f "$list" "$load_bin" "$tmp_out"' EXIT
+	"$cc" "${cflags[@]}" -o "$load_bin" "$load_src" || die "cannot compile $load_src with $cc ${cflags[*]}"
+	# Device-free checks (header constants, command encoding, pagemap when root), here where it runs.
+	st_out=$("$load_bin" --self-test 2>&1) || { printf '%s\n' "$st_out" >&2; die "rvgpu-load --self-test failed"; }
+	echo "$me: rvgpu-load built ($(stat -c %s "$load_bin") bytes; self-test ok)"
 	cat >"$list" <<-EOF
 	dir /dev 0755 0 0
 	nod /dev/console 0600 0 0 c 5 1
@@ -137,10 +162,11 @@ else
 	file /bin/busybox $busybox 0755 0 0
 	slink /bin/sh busybox 0777 0 0
 	file /init $init 0755 0 0
+	file /bin/rvgpu-load $load_bin 0755 0 0
 	EOF
 	"$gen" -t 0 "$list" >"$tmp_out"
 	mv "$tmp_out" "$initramfs"
-	rm -f "$list"
+	rm -f "$list" "$load_bin"
 	trap - EXIT
 	echo "$me: initramfs built: $initramfs ($(stat -c %s "$initramfs") bytes)"
 fi

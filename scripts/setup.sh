@@ -37,7 +37,8 @@ SRC
 fi
 
 pkgs=(clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev libssl-dev cpio kmod
-      make xz-utils zstd rsync busybox-static mdevctl pciutils python3 ca-certificates)
+      make xz-utils zstd rsync busybox-static mdevctl pciutils python3 ca-certificates
+      gcc libc6-dev linux-libc-dev)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
