@@ -171,4 +171,70 @@ _Static_assert(sizeof(struct rvgpu_cmd) == RVGPU_CMD_SIZE, "rvgpu_cmd is 32 byte
 _Static_assert(sizeof(struct rvgpu_cmd_fill) == 24 && sizeof(struct rvgpu_cmd_copy) == 24 &&
 	       sizeof(struct rvgpu_cmd_fence) == 24, "command arguments are 24 bytes");
 
+/*
+ * Live migration (VFIO migration v2: STOP_COPY, P2P and PRE_COPY). The data stream a vGPU saves
+ * and resumes from is opaque to QEMU; it is written down here so that tools can check it. All
+ * fields are little-endian.
+ *
+ * A stream is one struct rvgpu_mig_header followed by records, each a struct rvgpu_mig_record and
+ * `len` bytes; the last record is RVGPU_MIG_REC_END. Saving, PRE_COPY sends the header and the
+ * framebuffer (the "initial bytes"); STOP_COPY then sends what changed since (VRAM records), the
+ * device state (one RVGPU_MIG_REC_STATE) and the end record. Resuming validates the header as
+ * soon as it is complete (a stream for another type or framebuffer size, or of another version,
+ * is refused with EINVAL), every record as it arrives, and the whole stream at RESUMING -> STOP.
+ */
+#define RVGPU_MIG_MAGIC			0x3147494d55504752ULL	/* "RGPUMIG1" */
+#define RVGPU_MIG_VERSION		1
+
+struct rvgpu_mig_header {
+	__u64 magic;			/* RVGPU_MIG_MAGIC */
+	__u32 version;			/* RVGPU_MIG_VERSION */
+	__u32 header_size;		/* sizeof(struct rvgpu_mig_header) */
+	__u32 type_id;			/* the vGPU type: nvidia-<type_id> */
+	__u32 fb_size;			/* its usable framebuffer, bytes (RVGPU_REG_FB_SIZE) */
+	__u32 state_size;		/* sizeof(struct rvgpu_mig_state) */
+	__u32 flags;			/* 0 */
+	__u32 reserved[8];		/* 0 */
+};
+
+#define RVGPU_MIG_REC_VRAM		1	/* `len` bytes of the framebuffer at `offset` */
+#define RVGPU_MIG_REC_STATE		2	/* a struct rvgpu_mig_state; `offset` 0 */
+#define RVGPU_MIG_REC_END		3	/* the end of the stream; `len` and `offset` 0 */
+#define RVGPU_MIG_VRAM_MAX		0x100000	/* the largest VRAM record */
+
+struct rvgpu_mig_record {
+	__u32 kind;			/* RVGPU_MIG_REC_* */
+	__u32 len;			/* bytes that follow */
+	__u64 offset;
+};
+
+#define RVGPU_MIG_PARAMS_MAX		1024
+
+/* The device state: everything of the vGPU but its framebuffer. */
+struct rvgpu_mig_state {
+	__u8 config[256];		/* PCI configuration space */
+	__u64 ring_base;		/* the engine registers, as RVGPU_REG_* read */
+	__u32 byteorder;		/* RVGPU_MMIO_QEXT_BYTEORDER */
+	__u32 irq_status;
+	__u32 irq_enable;
+	__u32 ring_size;
+	__u32 ring_head;
+	__u32 ring_tail;
+	__u32 error;
+	__u32 error_head;
+	__u32 fence;
+	__u32 completed;
+	__u32 vblank_count;
+	__u32 intx_masked;		/* 1: INTx is masked (automasked or by VFIO) */
+	__u32 params_len;		/* bytes of params used */
+	__u16 dispi[RVGPU_DISPI_COUNT];	/* the DISPI registers */
+	__u16 pad;
+	__u8 params[RVGPU_MIG_PARAMS_MAX];	/* nvidia/vgpu_params as written */
+	__u32 reserved;
+};
+
+_Static_assert(sizeof(struct rvgpu_mig_header) == 64, "rvgpu_mig_header is 64 bytes");
+_Static_assert(sizeof(struct rvgpu_mig_record) == 16, "rvgpu_mig_record is 16 bytes");
+_Static_assert(sizeof(struct rvgpu_mig_state) == 1368, "rvgpu_mig_state is 1368 bytes");
+
 #endif /* _UAPI_RVGPU_H */

@@ -17,6 +17,9 @@
 
 #include "helpers.h"
 
+/* iova_bitmap_set(), for DMA dirty logging reports. */
+MODULE_IMPORT_NS("IOMMUFD");
+
 void rvgpu_vfio_put_device(struct vfio_device *vdev)
 {
 	vfio_put_device(vdev);

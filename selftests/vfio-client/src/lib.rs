@@ -14,6 +14,9 @@
 //! with caller-chosen command numbers and `argsz` so tests can check exact errnos: every error is
 //! an [`std::io::Error`] whose `raw_os_error()` is the kernel's errno.
 //!
+//! [`migration`] adds `VFIO_DEVICE_FEATURE` with VFIO migration v2 (device states, data fds,
+//! PRE_COPY info, the STOP_COPY size) and DMA logging, and rvgpu's migration stream.
+//!
 //! Only `libc` is used; the uapi definitions live in [`uapi`], checked against the 7.3 headers.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -25,6 +28,7 @@ pub mod error;
 pub mod ioctl;
 pub mod iommufd;
 pub mod irq;
+pub mod migration;
 pub mod mmap;
 pub mod pci;
 pub mod rvgpu;
@@ -38,5 +42,6 @@ pub use device::{pci_irq_name, pci_region_name, Backend, Device, DeviceInfo, Irq
 pub use error::OpenError;
 pub use iommufd::Iommufd;
 pub use irq::{EventFd, IrqAction, IrqData};
+pub use migration::{DataFd, DeviceState, DirtyBitmap, ReadEnd};
 pub use mmap::{Mmap, Prot};
 pub use pci::PciConfig;

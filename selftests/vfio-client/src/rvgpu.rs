@@ -1,9 +1,11 @@
 //! The guest-visible interface of an rvgpu vGPU, for the test programs: every numeric
 //! `#define RVGPU_*` of `uapi/rvgpu.h`, named as in the header without its `RVGPU_` prefix (the
-//! header documents them), and `struct rvgpu_cmd` with its argument structs as [`Cmd`],
-//! [`CmdFill`], [`CmdCopy`] and [`CmdFence`].
+//! header documents them), `struct rvgpu_cmd` with its argument structs as [`Cmd`],
+//! [`CmdFill`], [`CmdCopy`] and [`CmdFence`], and the migration stream's structs as
+//! [`MigHeader`], [`MigRecord`] and [`MigState`] (with their little-endian wire encoding; the
+//! stream itself is [`crate::migration::stream`]'s).
 //!
-//! The header is the single source of all of this: `tests/uapi_drift.rs` parses it and fails when
+//! The header is the single source of all of this: `tests/uapi_drift/` parses it and fails when
 //! a constant here is missing or differs, or a field offset or struct size does not match. After
 //! those, a few things the test programs need that are not in the header (VFIO indexes, aliases).
 
@@ -180,9 +182,49 @@ impl LeBytes for u64 {
     }
 }
 
-impl<const N: usize> LeBytes for [u32; N] {
+impl LeBytes for u8 {
     fn le_bytes(&self) -> Vec<u8> {
-        self.iter().flat_map(|w| w.to_le_bytes()).collect()
+        vec![*self]
+    }
+}
+
+impl LeBytes for u16 {
+    fn le_bytes(&self) -> Vec<u8> {
+        self.to_le_bytes().to_vec()
+    }
+}
+
+impl<T: LeBytes, const N: usize> LeBytes for [T; N] {
+    fn le_bytes(&self) -> Vec<u8> {
+        self.iter().flat_map(LeBytes::le_bytes).collect()
+    }
+}
+
+/// A field read back from the little-endian wire format; `b` holds at least [`FromLe::SIZE`]
+/// bytes (the callers check the struct's size first).
+trait FromLe: Sized {
+    const SIZE: usize;
+    fn from_le(b: &[u8]) -> Self;
+}
+
+macro_rules! from_le_int {
+    ($($t:ty),*) => {$(
+        impl FromLe for $t {
+            const SIZE: usize = size_of::<$t>();
+            fn from_le(b: &[u8]) -> Self {
+                let mut a = [0u8; size_of::<$t>()];
+                a.copy_from_slice(&b[..size_of::<$t>()]);
+                <$t>::from_le_bytes(a)
+            }
+        }
+    )*};
+}
+from_le_int!(u8, u16, u32, u64);
+
+impl<T: FromLe, const N: usize> FromLe for [T; N] {
+    const SIZE: usize = T::SIZE * N;
+    fn from_le(b: &[u8]) -> Self {
+        std::array::from_fn(|i| T::from_le(&b[i * T::SIZE..]))
     }
 }
 
@@ -197,6 +239,21 @@ macro_rules! le_layout {
             b[offset_of!($t, $f)..][..f.len()].copy_from_slice(&f);
         )+
         b
+    }};
+}
+
+/// The `#[repr(C)]` struct `$t` read from the little-endian bytes `$b` (each listed field at its
+/// `offset_of!`), or `None` when `$b` is shorter than the struct.
+macro_rules! le_parse {
+    ($b:expr, $t:ty: $($f:ident),+) => {{
+        let b: &[u8] = $b;
+        if b.len() < size_of::<$t>() {
+            None
+        } else {
+            let mut v = <$t>::default();
+            $( v.$f = FromLe::from_le(&b[offset_of!($t, $f)..]); )+
+            Some(v)
+        }
     }};
 }
 
@@ -269,6 +326,161 @@ impl Cmd {
     }
 }
 
+// Live migration.
+pub const MIG_MAGIC: u64 = 0x3147494d55504752;
+pub const MIG_VERSION: u32 = 1;
+pub const MIG_REC_VRAM: u32 = 1;
+pub const MIG_REC_STATE: u32 = 2;
+pub const MIG_REC_END: u32 = 3;
+pub const MIG_VRAM_MAX: u32 = 0x100000;
+pub const MIG_PARAMS_MAX: u32 = 1024;
+
+/// `struct rvgpu_mig_header`: the start of a migration stream.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MigHeader {
+    pub magic: u64,
+    pub version: u32,
+    pub header_size: u32,
+    pub type_id: u32,
+    pub fb_size: u32,
+    pub state_size: u32,
+    pub flags: u32,
+    pub reserved: [u32; 8],
+}
+
+/// `struct rvgpu_mig_record`: the head of one record; `len` bytes follow.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MigRecord {
+    pub kind: u32,
+    pub len: u32,
+    pub offset: u64,
+}
+
+/// `struct rvgpu_mig_state`: everything of a vGPU but its framebuffer.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MigState {
+    pub config: [u8; 256],
+    pub ring_base: u64,
+    pub byteorder: u32,
+    pub irq_status: u32,
+    pub irq_enable: u32,
+    pub ring_size: u32,
+    pub ring_head: u32,
+    pub ring_tail: u32,
+    pub error: u32,
+    pub error_head: u32,
+    pub fence: u32,
+    pub completed: u32,
+    pub vblank_count: u32,
+    pub intx_masked: u32,
+    pub params_len: u32,
+    pub dispi: [u16; DISPI_COUNT as usize],
+    pub pad: u16,
+    pub params: [u8; MIG_PARAMS_MAX as usize],
+    pub reserved: u32,
+}
+
+// (Arrays over 32 elements have no derived Default.)
+impl Default for MigState {
+    fn default() -> MigState {
+        MigState {
+            config: [0; 256],
+            ring_base: 0,
+            byteorder: 0,
+            irq_status: 0,
+            irq_enable: 0,
+            ring_size: 0,
+            ring_head: 0,
+            ring_tail: 0,
+            error: 0,
+            error_head: 0,
+            fence: 0,
+            completed: 0,
+            vblank_count: 0,
+            intx_masked: 0,
+            params_len: 0,
+            dispi: [0; DISPI_COUNT as usize],
+            pad: 0,
+            params: [0; MIG_PARAMS_MAX as usize],
+            reserved: 0,
+        }
+    }
+}
+
+const _: () = assert!(size_of::<MigHeader>() == 64);
+const _: () = assert!(size_of::<MigRecord>() == 16);
+const _: () = assert!(size_of::<MigState>() == 1368);
+
+impl MigHeader {
+    /// The header a vGPU of type `nvidia-<type_id>` with `fb_size` usable framebuffer bytes
+    /// sends.
+    pub fn new(type_id: u32, fb_size: u32) -> MigHeader {
+        MigHeader {
+            magic: MIG_MAGIC,
+            version: MIG_VERSION,
+            header_size: size_of::<MigHeader>() as u32,
+            type_id,
+            fb_size,
+            state_size: size_of::<MigState>() as u32,
+            flags: 0,
+            reserved: [0; 8],
+        }
+    }
+
+    /// The header as it goes into the stream.
+    pub fn to_bytes(&self) -> [u8; size_of::<MigHeader>()] {
+        le_layout!(self, MigHeader: magic, version, header_size, type_id, fb_size, state_size, flags, reserved)
+    }
+
+    /// The header at the start of `b`, `None` if `b` is shorter.
+    pub fn from_bytes(b: &[u8]) -> Option<MigHeader> {
+        le_parse!(b, MigHeader: magic, version, header_size, type_id, fb_size, state_size, flags, reserved)
+    }
+}
+
+impl MigRecord {
+    /// The record head as it goes into the stream.
+    pub fn to_bytes(&self) -> [u8; size_of::<MigRecord>()] {
+        le_layout!(self, MigRecord: kind, len, offset)
+    }
+
+    /// The record head at the start of `b`, `None` if `b` is shorter.
+    pub fn from_bytes(b: &[u8]) -> Option<MigRecord> {
+        le_parse!(b, MigRecord: kind, len, offset)
+    }
+}
+
+impl MigState {
+    /// The state as it goes into a `MIG_REC_STATE` record.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        le_layout!(self, MigState: config, ring_base, byteorder, irq_status, irq_enable, ring_size, ring_head,
+            ring_tail, error, error_head, fence, completed, vblank_count, intx_masked, params_len, dispi, pad,
+            params, reserved)
+        .to_vec()
+    }
+
+    /// The state at the start of `b`, `None` if `b` is shorter.
+    pub fn from_bytes(b: &[u8]) -> Option<MigState> {
+        le_parse!(b, MigState: config, ring_base, byteorder, irq_status, irq_enable, ring_size, ring_head,
+            ring_tail, error, error_head, fence, completed, vblank_count, intx_masked, params_len, dispi, pad,
+            params, reserved)
+    }
+
+    /// The `vgpu_params` text it carries (`params_len` bytes, at most [`MIG_PARAMS_MAX`]).
+    pub fn params_text(&self) -> &[u8] {
+        &self.params[..(self.params_len as usize).min(self.params.len())]
+    }
+
+    /// Vendor and device ID from the saved configuration space.
+    pub fn ids(&self) -> (u16, u16) {
+        let c = &self.config;
+        (u16::from_le_bytes([c[0], c[1]]), u16::from_le_bytes([c[2], c[3]]))
+    }
+}
+
 // ----- not in the header ----------------------------------------------------------------------
 
 /// Every interrupt source.
@@ -315,6 +527,45 @@ mod tests {
         assert_eq!(words(Cmd::fence(iova, 0x77)), [CMD_FENCE, 0, 0x2345_6780, 1, 0x77, 0, 0, 0]);
         let odd = Cmd { opcode: u32::MAX, height: 1, args: [2, 3, 4, 5, 6, 7] };
         assert_eq!(words(odd), [u32::MAX, 1, 2, 3, 4, 5, 6, 7]);
+    }
+
+    #[test]
+    fn migration_structs_round_trip_little_endian() {
+        let h = MigHeader { reserved: [0, 1, 2, 3, 4, 5, 6, 7], ..MigHeader::new(9106, 58 << 20) };
+        let b = h.to_bytes();
+        assert_eq!(b[..8], MIG_MAGIC.to_le_bytes());
+        assert_eq!(b[..8], *b"RGPUMIG1");
+        assert_eq!(word(&b, 8), MIG_VERSION);
+        assert_eq!(word(&b, 12), 64);
+        assert_eq!(word(&b, 16), 9106);
+        assert_eq!(word(&b, 20), 58 << 20);
+        assert_eq!(word(&b, 24), 1368);
+        assert_eq!(word(&b, 32 + 4 * 7), 7);
+        assert_eq!(MigHeader::from_bytes(&b), Some(h));
+        assert_eq!(MigHeader::from_bytes(&b[..63]), None);
+
+        let r = MigRecord { kind: MIG_REC_VRAM, len: 0x1000, offset: 0x0102_0304_0506_0708 };
+        let b = r.to_bytes();
+        assert_eq!(b[8..], [8, 7, 6, 5, 4, 3, 2, 1]);
+        assert_eq!(MigRecord::from_bytes(&b), Some(r));
+
+        let mut s =
+            MigState { ring_base: 0x1_2340_0000, completed: 77, params_len: 3, pad: 0xabcd, ..MigState::default() };
+        s.config[..4].copy_from_slice(&[0x34, 0x12, 0x11, 0x11]);
+        s.dispi[DISPI_INDEX_XRES as usize] = 1024;
+        s.params[..3].copy_from_slice(b"a=1");
+        let b = s.to_bytes();
+        assert_eq!(b.len(), 1368);
+        assert_eq!(b[256..264], 0x1_2340_0000u64.to_le_bytes());
+        assert_eq!(word(&b, offset_of!(MigState, completed)), 77);
+        let x = offset_of!(MigState, dispi) + 2 * DISPI_INDEX_XRES as usize;
+        assert_eq!(b[x..x + 2], 1024u16.to_le_bytes());
+        assert_eq!(b[338..340], 0xabcdu16.to_le_bytes());
+        let back = MigState::from_bytes(&b).expect("whole state");
+        assert_eq!(back, s);
+        assert_eq!(back.ids(), (PCI_VENDOR_ID, PCI_DEVICE_ID));
+        assert_eq!(back.params_text(), b"a=1");
+        assert!(MigState::from_bytes(&b[..1367]).is_none());
     }
 
     #[test]

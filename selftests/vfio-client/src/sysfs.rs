@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
-//! sysfs look-ups that turn a mediated device's UUID into its VFIO group or cdev node.
+//! sysfs look-ups that turn a mediated device's UUID into its VFIO group or cdev node (and its
+//! mdev type).
 
 use std::fs;
 use std::io;
@@ -24,6 +25,16 @@ pub fn iommu_group(dev: &Path) -> io::Result<u32> {
         .and_then(|n| n.to_str())
         .and_then(|n| n.parse().ok())
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("odd iommu_group link {}", link.display())))
+}
+
+/// The name of the mdev type of the device at sysfs directory `dev` (e.g. `nvidia-9106`): the
+/// last component of its `mdev_type` symlink.
+pub fn mdev_type(dev: &Path) -> io::Result<String> {
+    let link = fs::read_link(dev.join("mdev_type"))?;
+    link.file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_owned)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("odd mdev_type link {}", link.display())))
 }
 
 /// The VFIO cdev name (`vfioN`) of the device at sysfs directory `dev`, from `dev/vfio-dev/`.
@@ -62,7 +73,9 @@ mod tests {
         fs::create_dir_all(dev.join("vfio-dev/vfio3")).expect("mkdir");
         fs::create_dir_all(dev.join("vfio-dev/other")).expect("mkdir");
         std::os::unix::fs::symlink("../../../kernel/iommu_groups/17", dev.join("iommu_group")).expect("symlink");
+        std::os::unix::fs::symlink("../mdev_supported_types/nvidia-9106", dev.join("mdev_type")).expect("symlink");
         assert_eq!(iommu_group(&dev).expect("group"), 17);
+        assert_eq!(mdev_type(&dev).expect("type"), "nvidia-9106");
         assert_eq!(vfio_cdev(&dev).expect("cdev"), "vfio3");
         fs::remove_dir_all(&base).expect("cleanup");
     }

@@ -87,6 +87,8 @@ pub const VFIO_DEVICE_FEATURE: u64 = io(VFIO_TYPE, VFIO_BASE + 17);
 pub const VFIO_DEVICE_BIND_IOMMUFD: u64 = io(VFIO_TYPE, VFIO_BASE + 18);
 pub const VFIO_DEVICE_ATTACH_IOMMUFD_PT: u64 = io(VFIO_TYPE, VFIO_BASE + 19);
 pub const VFIO_DEVICE_DETACH_IOMMUFD_PT: u64 = io(VFIO_TYPE, VFIO_BASE + 20);
+/// On a migration data fd, not the device fd.
+pub const VFIO_MIG_GET_PRECOPY_INFO: u64 = io(VFIO_TYPE, VFIO_BASE + 21);
 
 pub const VFIO_GROUP_FLAGS_VIABLE: u32 = 1 << 0;
 pub const VFIO_GROUP_FLAGS_CONTAINER_SET: u32 = 1 << 1;
@@ -157,6 +159,44 @@ pub const VFIO_DMA_MAP_FLAG_VADDR: u32 = 1 << 2;
 pub const VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP: u32 = 1 << 0;
 pub const VFIO_DMA_UNMAP_FLAG_ALL: u32 = 1 << 1;
 pub const VFIO_DMA_UNMAP_FLAG_VADDR: u32 = 1 << 2;
+
+// VFIO_DEVICE_FEATURE: flags of `struct vfio_device_feature` and the feature indexes.
+pub const VFIO_DEVICE_FEATURE_MASK: u32 = 0xffff;
+pub const VFIO_DEVICE_FEATURE_GET: u32 = 1 << 16;
+pub const VFIO_DEVICE_FEATURE_SET: u32 = 1 << 17;
+pub const VFIO_DEVICE_FEATURE_PROBE: u32 = 1 << 18;
+pub const VFIO_DEVICE_FEATURE_PCI_VF_TOKEN: u32 = 0;
+pub const VFIO_DEVICE_FEATURE_MIGRATION: u32 = 1;
+pub const VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE: u32 = 2;
+pub const VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY: u32 = 3;
+pub const VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP: u32 = 4;
+pub const VFIO_DEVICE_FEATURE_LOW_POWER_EXIT: u32 = 5;
+pub const VFIO_DEVICE_FEATURE_DMA_LOGGING_START: u32 = 6;
+pub const VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP: u32 = 7;
+pub const VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT: u32 = 8;
+pub const VFIO_DEVICE_FEATURE_MIG_DATA_SIZE: u32 = 9;
+pub const VFIO_DEVICE_FEATURE_BUS_MASTER: u32 = 10;
+pub const VFIO_DEVICE_FEATURE_DMA_BUF: u32 = 11;
+pub const VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2: u32 = 12;
+
+// struct vfio_device_feature_migration.flags.
+pub const VFIO_MIGRATION_STOP_COPY: u64 = 1 << 0;
+pub const VFIO_MIGRATION_P2P: u64 = 1 << 1;
+pub const VFIO_MIGRATION_PRE_COPY: u64 = 1 << 2;
+
+// enum vfio_device_mig_state.
+pub const VFIO_DEVICE_STATE_ERROR: u32 = 0;
+pub const VFIO_DEVICE_STATE_STOP: u32 = 1;
+pub const VFIO_DEVICE_STATE_RUNNING: u32 = 2;
+pub const VFIO_DEVICE_STATE_STOP_COPY: u32 = 3;
+pub const VFIO_DEVICE_STATE_RESUMING: u32 = 4;
+pub const VFIO_DEVICE_STATE_RUNNING_P2P: u32 = 5;
+pub const VFIO_DEVICE_STATE_PRE_COPY: u32 = 6;
+pub const VFIO_DEVICE_STATE_PRE_COPY_P2P: u32 = 7;
+pub const VFIO_DEVICE_STATE_NR: u32 = 8;
+
+// struct vfio_precopy_info.flags (output, after VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2).
+pub const VFIO_PRECOPY_INFO_REINIT: u32 = 1 << 0;
 
 pub const VFIO_DEVICE_BIND_FLAG_TOKEN: u32 = 1 << 0;
 pub const VFIO_DEVICE_ATTACH_PASID: u32 = 1 << 0;
@@ -299,6 +339,71 @@ pub struct vfio_device_detach_iommufd_pt {
     pub pasid: u32,
 }
 
+/// Header of `VFIO_DEVICE_FEATURE`'s argument; the feature's `data[]` follows.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct vfio_device_feature {
+    pub argsz: u32,
+    pub flags: u32,
+}
+
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct vfio_device_feature_migration {
+    pub flags: u64,
+}
+
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct vfio_device_feature_mig_state {
+    pub device_state: u32,
+    pub data_fd: i32,
+}
+
+/// `VFIO_MIG_GET_PRECOPY_INFO`'s argument (on the data fd).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct vfio_precopy_info {
+    pub argsz: u32,
+    pub flags: u32,
+    pub initial_bytes: u64,
+    pub dirty_bytes: u64,
+}
+
+/// `DMA_LOGGING_START`'s argument; `ranges` points to `num_ranges`
+/// [`vfio_device_feature_dma_logging_range`]s.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct vfio_device_feature_dma_logging_control {
+    pub page_size: u64,
+    pub num_ranges: u32,
+    pub __reserved: u32,
+    pub ranges: u64,
+}
+
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct vfio_device_feature_dma_logging_range {
+    pub iova: u64,
+    pub length: u64,
+}
+
+/// `DMA_LOGGING_REPORT`'s argument; `bitmap` points to the `u64`s the kernel sets bits in.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct vfio_device_feature_dma_logging_report {
+    pub iova: u64,
+    pub length: u64,
+    pub page_size: u64,
+    pub bitmap: u64,
+}
+
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct vfio_device_feature_mig_data_size {
+    pub stop_copy_length: u64,
+}
+
 // ---------------------------------------------------------------------------------------------
 // linux/iommufd.h
 // ---------------------------------------------------------------------------------------------
@@ -379,6 +484,14 @@ assert_size! {
     vfio_device_bind_iommufd => 24,
     vfio_device_attach_iommufd_pt => 16,
     vfio_device_detach_iommufd_pt => 12,
+    vfio_device_feature => 8,
+    vfio_device_feature_migration => 8,
+    vfio_device_feature_mig_state => 8,
+    vfio_precopy_info => 24,
+    vfio_device_feature_dma_logging_control => 24,
+    vfio_device_feature_dma_logging_range => 16,
+    vfio_device_feature_dma_logging_report => 32,
+    vfio_device_feature_mig_data_size => 8,
     iommu_destroy => 8,
     iommu_ioas_alloc => 12,
     iommu_ioas_map => 40,
@@ -389,6 +502,8 @@ const _: () = assert!(std::mem::offset_of!(vfio_region_info, offset) == 24);
 const _: () = assert!(std::mem::offset_of!(vfio_device_bind_iommufd, token_uuid_ptr) == 16);
 const _: () = assert!(std::mem::offset_of!(iommu_ioas_map, user_va) == 16);
 const _: () = assert!(std::mem::offset_of!(iommu_ioas_unmap, iova) == 8);
+const _: () = assert!(std::mem::offset_of!(vfio_precopy_info, initial_bytes) == 8);
+const _: () = assert!(std::mem::offset_of!(vfio_device_feature_dma_logging_control, ranges) == 16);
 
 /// Marker for the plain-old-data uapi structs above: `#[repr(C)]`, only integer fields, no
 /// padding bytes, valid for every bit pattern. Lets the crate view them as byte slices.
@@ -405,7 +520,10 @@ impl_pod! {
     vfio_region_sparse_mmap_area, vfio_region_info_cap_sparse_mmap, vfio_region_info_cap_type,
     vfio_irq_info, vfio_irq_set, vfio_iommu_type1_info, vfio_iommu_type1_dma_map,
     vfio_iommu_type1_dma_unmap, vfio_device_bind_iommufd, vfio_device_attach_iommufd_pt,
-    vfio_device_detach_iommufd_pt, iommu_destroy, iommu_ioas_alloc, iommu_ioas_map,
+    vfio_device_detach_iommufd_pt, vfio_device_feature, vfio_device_feature_migration,
+    vfio_device_feature_mig_state, vfio_precopy_info, vfio_device_feature_dma_logging_control,
+    vfio_device_feature_dma_logging_range, vfio_device_feature_dma_logging_report,
+    vfio_device_feature_mig_data_size, iommu_destroy, iommu_ioas_alloc, iommu_ioas_map,
     iommu_ioas_unmap, u8, u16, u32, u64, i32,
 }
 
@@ -457,6 +575,7 @@ mod tests {
             ("VFIO_DEVICE_BIND_IOMMUFD", VFIO_DEVICE_BIND_IOMMUFD, 0x3b76),
             ("VFIO_DEVICE_ATTACH_IOMMUFD_PT", VFIO_DEVICE_ATTACH_IOMMUFD_PT, 0x3b77),
             ("VFIO_DEVICE_DETACH_IOMMUFD_PT", VFIO_DEVICE_DETACH_IOMMUFD_PT, 0x3b78),
+            ("VFIO_MIG_GET_PRECOPY_INFO", VFIO_MIG_GET_PRECOPY_INFO, 0x3b79),
             ("IOMMU_DESTROY", IOMMU_DESTROY, 0x3b80),
             ("IOMMU_IOAS_ALLOC", IOMMU_IOAS_ALLOC, 0x3b81),
             ("IOMMU_IOAS_IOVA_RANGES", IOMMU_IOAS_IOVA_RANGES, 0x3b84),

@@ -7,13 +7,14 @@
 //! (`__u8`..`__u64` fields, arrays, nested and anonymous structs and unions), laid out with the C
 //! rules. The tables below map each header name to its Rust counterpart; a header constant or
 //! field without one, a different value, offset or size, or a table entry the header does not
-//! have, fails the test, naming each.
+//! have, fails the test, naming each. Commands and the migration stream's structs are also
+//! encoded and read back field by field at the header's offsets.
 
 use std::collections::HashMap;
 use std::mem::{align_of, offset_of, size_of};
 use std::path::PathBuf;
 
-use vfio_client::rvgpu::{self, Cmd, CmdCopy, CmdFence, CmdFill};
+use vfio_client::rvgpu::{self, Cmd, CmdCopy, CmdFence, CmdFill, MigHeader, MigRecord, MigState};
 
 mod header;
 
@@ -48,6 +49,7 @@ fn rust_constants() -> Vec<(&'static str, u64)> {
         ERR_NONE, ERR_BAD_OPCODE, ERR_FB_RANGE, ERR_DMA_FAULT, ERR_RING, ERR_BAD_ARGS, ERR_HOST,
         CMD_NOP, CMD_FILL, CMD_COPY_TO_FB, CMD_COPY_FROM_FB, CMD_FENCE,
         CMD_SIZE, RING_MIN_SIZE, RING_MAX_SIZE,
+        MIG_MAGIC, MIG_VERSION, MIG_REC_VRAM, MIG_REC_STATE, MIG_REC_END, MIG_VRAM_MAX, MIG_PARAMS_MAX,
     ]
 }
 
@@ -91,6 +93,14 @@ fn rust_structs() -> Vec<RustStruct> {
             copy => args as CmdCopy,
             fence => args as CmdFence,
             args,
+        }),
+        rust_struct!("rvgpu_mig_header" => MigHeader {
+            magic, version, header_size, type_id, fb_size, state_size, flags, reserved,
+        }),
+        rust_struct!("rvgpu_mig_record" => MigRecord { kind, len, offset }),
+        rust_struct!("rvgpu_mig_state" => MigState {
+            config, ring_base, byteorder, irq_status, irq_enable, ring_size, ring_head, ring_tail, error,
+            error_head, fence, completed, vblank_count, intx_masked, params_len, dispi, pad, params, reserved,
         }),
     ]
 }
@@ -266,6 +276,117 @@ fn commands_lay_out_as_the_header_says() {
                     }
                 }
             }
+        }
+    }
+    fail_on(problems);
+}
+
+/// The value the little-endian bytes `b` hold.
+fn le_value(b: &[u8]) -> u128 {
+    b.iter().rev().fold(0u128, |v, &x| v << 8 | u128::from(x))
+}
+
+#[test]
+fn migration_structs_encode_as_the_header_says() {
+    let layouts: HashMap<String, Layout> = structs(&header()).expect("the header parses").into_iter().collect();
+    let mut problems = Vec::new();
+    let mut check = |st: &str, bytes: &[u8], fields: &[(&str, u128)]| {
+        let size = layouts.get(st).map_or(0, |l| l.size);
+        if bytes.len() != size {
+            problems.push(format!("{st}: {} bytes encoded, the header's struct is {size}", bytes.len()));
+            return;
+        }
+        for &(path, want) in fields {
+            match resolve(&layouts, st, path) {
+                Err(e) => problems.push(e),
+                Ok((off, len)) => {
+                    let got = le_value(&bytes[off..off + len.min(16)]);
+                    if got != want {
+                        problems.push(format!("{st}.{path} at byte {off} is {got:#x}, want {want:#x}"));
+                    }
+                }
+            }
+        }
+    };
+    let h = MigHeader {
+        magic: rvgpu::MIG_MAGIC,
+        version: 0x11,
+        header_size: 0x22,
+        type_id: 0x33,
+        fb_size: 0x44,
+        state_size: 0x55,
+        flags: 0x66,
+        reserved: [0x77, 0, 0, 0x88, 0, 0, 0, 0],
+    };
+    check(
+        "rvgpu_mig_header",
+        &h.to_bytes(),
+        &[
+            ("magic", rvgpu::MIG_MAGIC.into()),
+            ("version", 0x11),
+            ("header_size", 0x22),
+            ("type_id", 0x33),
+            ("fb_size", 0x44),
+            ("state_size", 0x55),
+            ("flags", 0x66),
+            ("reserved", 0x88 << 96 | 0x77),
+        ],
+    );
+    let r = MigRecord { kind: 7, len: 0x1234, offset: 0x0102_0304_0506_0708 };
+    check("rvgpu_mig_record", &r.to_bytes(), &[("kind", 7), ("len", 0x1234), ("offset", 0x0102_0304_0506_0708)]);
+    let mut s = MigState {
+        ring_base: 0x1_2340_0000,
+        byteorder: 1,
+        irq_status: 2,
+        irq_enable: 3,
+        ring_size: 4,
+        ring_head: 5,
+        ring_tail: 6,
+        error: 7,
+        error_head: 8,
+        fence: 9,
+        completed: 10,
+        vblank_count: 11,
+        intx_masked: 12,
+        params_len: 13,
+        pad: 14,
+        reserved: 15,
+        ..MigState::default()
+    };
+    s.config[0] = 0xc0;
+    s.config[255] = 0xcf;
+    s.dispi[0] = 0xb0c5;
+    s.dispi[rvgpu::DISPI_COUNT as usize - 1] = 0x1a;
+    s.params[0] = b'f';
+    s.params[rvgpu::MIG_PARAMS_MAX as usize - 1] = b'z';
+    let b = s.to_bytes();
+    let mut fields = vec![
+        ("ring_base", 0x1_2340_0000),
+        ("byteorder", 1),
+        ("irq_status", 2),
+        ("irq_enable", 3),
+        ("ring_size", 4),
+        ("ring_head", 5),
+        ("ring_tail", 6),
+        ("error", 7),
+        ("error_head", 8),
+        ("fence", 9),
+        ("completed", 10),
+        ("vblank_count", 11),
+        ("intx_masked", 12),
+        ("params_len", 13),
+        ("pad", 14),
+        ("reserved", 15),
+    ];
+    // Arrays: their first bytes (up to 16) here, their last elements below.
+    fields.extend([("config", 0xc0), ("dispi", 0xb0c5), ("params", u128::from(b'f'))]);
+    check("rvgpu_mig_state", &b, &fields);
+    for (path, want) in [("config", 0xcfu16), ("dispi", 0x1a), ("params", u16::from(b'z'))] {
+        let (off, len) = resolve(&layouts, "rvgpu_mig_state", path).expect("the field exists");
+        let w = if path == "dispi" { 2 } else { 1 };
+        let got = le_value(&b[off + len - w..off + len]);
+        if got != u128::from(want) {
+            problems.push(format!("rvgpu_mig_state.{path}: its last element is {got:#x}, want {want:#x}"));
         }
     }
     fail_on(problems);
