@@ -73,12 +73,13 @@ impl Vgpu {
             VgpuAttr::Migration => {
                 let precopy = self.state.lock().params.precopy;
                 let m = self.mig.lock();
+                let (saved, loaded, rounds) = m.counters();
                 out.emit(fmt!(
                     "state={} saved_bytes={} loaded_bytes={} precopy_rounds={} dirty_pages={} precopy={}\n",
                     m.state.name(),
-                    m.saved,
-                    m.loaded,
-                    m.rounds,
+                    saved,
+                    loaded,
+                    rounds,
                     self.engine.dirty_pages(),
                     if precopy { "on" } else { "off" }
                 ))

@@ -60,10 +60,10 @@ pub(crate) struct MigCtl {
     pub(crate) state: MigState,
     saver: Option<Arc<Saver>>,
     resumer: Option<Arc<Resumer>>,
-    /// Counters for `nvidia/migration`.
-    pub(crate) saved: u64,
-    pub(crate) loaded: u64,
-    pub(crate) rounds: u64,
+    /// Counters for `nvidia/migration`, of the transfers that ended.
+    saved: u64,
+    loaded: u64,
+    rounds: u64,
     /// The last RESUMING -> STOP refused the stream.
     resume_failed: bool,
 }
@@ -93,6 +93,17 @@ impl MigCtl {
             self.loaded += r.received();
             r.disable();
         }
+    }
+
+    /// Bytes saved and loaded and pre-copy passes drained, the transfer under way included.
+    pub(crate) fn counters(&self) -> (u64, u64, u64) {
+        let (sent, rounds) = self.saver.as_ref().map_or((0, 0), |s| s.progress());
+        let received = self.resumer.as_ref().map_or(0, |r| r.received());
+        (
+            self.saved + sent,
+            self.loaded + received,
+            self.rounds + rounds,
+        )
     }
 
     /// Back to RUNNING with no transfer (open, close, reset).

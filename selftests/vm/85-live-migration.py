@@ -1,0 +1,240 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Live migration of a running VM with its vGPU, driven as a management stack does it: QEMU 10
+with its DEFAULT vfio-pci properties (enable-migration=auto, which needs the device's DMA
+logging), over a unix socket through QMP (with a downtime-limit of 5 s: this TCG-in-TCG setup
+moves a few MB/s, too little for the default 300 ms even without a vGPU), with `return-path` and `switchover-ack` on, the
+destination started with `-incoming defer` on its own new vGPU of the same type.
+
+The nested guest (selftests/nested/init with rvgpu.load=SECONDS) keeps its engine busy across the
+switchover: FILL and COPY_TO_FB into an off-screen part of the framebuffer, COPY_FROM_FB back into
+its RAM, FENCE, every result checked, plus CPU writes through its BAR0 mapping. Afterwards the
+workload must report no mismatch on the destination (so the pages the engine wrote by DMA
+arrived), the destination's slice must hold what the guest last wrote, and the source vGPU must
+be removable.
+
+(a) same board, VFIO container path; (b) a board with another VRAM size, iommufd path (the
+source stays on the container path: each side picks its own)."""
+import json
+import mmap
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from rvgpu import *  # noqa: E402,F403
+
+PLAN = 14
+
+TYPE = "nvidia-9104"  # GRID RVGPU-16Q: 13 MiB of framebuffer, on every board
+LOAD_SECONDS = 75
+BOOT_TIMEOUT = 240
+MIGRATE_TIMEOUT = 300
+DOWNTIME_LIMIT_MS = 5000
+
+
+class Qmp:
+    def __init__(self, path, timeout=30):
+        end = time.time() + timeout
+        while True:
+            try:
+                self.s = socket.socket(socket.AF_UNIX)
+                self.s.connect(path)
+                break
+            except OSError:
+                self.s.close()
+                if time.time() > end:
+                    raise
+                time.sleep(0.2)
+        self.f = self.s.makefile("rw")
+        json.loads(self.f.readline())  # the greeting
+        self.cmd("qmp_capabilities")
+
+    def cmd(self, name, **args):
+        self.f.write(json.dumps({"execute": name, "arguments": args}) + "\n")
+        self.f.flush()
+        while True:
+            r = json.loads(self.f.readline())
+            if "event" in r:
+                continue
+            if "error" in r:
+                raise RuntimeError(f"{name}: {r['error'].get('desc')}")
+            return r.get("return")
+
+
+def nested_images():
+    out = subprocess.run([f"{ROOT}/scripts/build-nested.sh", "--print"], capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def qemu(tmp, name, uuid, iommufd, incoming):
+    bz, initrd = nested_images()
+    sysfsdev = f"{MDEV_DEVICES}/{uuid}"
+    dev = ["-device", f"vfio-pci,id=gpu0,addr=0x4,sysfsdev={sysfsdev}"]
+    if iommufd:
+        dev = ["-object", "iommufd,id=fd0", "-device", f"vfio-pci,id=gpu0,addr=0x4,iommufd=fd0,sysfsdev={sysfsdev}"]
+    append = f"console=ttyS0 panic=-1 quiet rvgpu.hold=900 rvgpu.load={LOAD_SECONDS}"
+    argv = ["qemu-system-x86_64", "-machine", "pc", "-accel", "tcg", "-m", "128M", "-smp", "1",
+            "-nodefaults", "-no-user-config", "-vga", "none", "-display", "none", "-monitor", "none",
+            "-no-reboot", "-serial", f"file:{tmp}/{name}.serial",
+            "-qmp", f"unix:{tmp}/{name}.qmp,server=on,wait=off",
+            "-kernel", bz, "-initrd", initrd, "-append", append] + dev
+    if incoming:
+        argv += ["-incoming", "defer"]
+    out = open(f"{tmp}/{name}.out", "w")
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+
+
+def nested_lines(tmp, name):
+    try:
+        with open(f"{tmp}/{name}.serial", "rb") as f:
+            data = f.read().decode(errors="replace").replace("\r", "")
+    except FileNotFoundError:
+        return []
+    return [line for line in data.split("\n") if line.startswith("NESTED: ")]
+
+
+def wait_line(tmp, name, pattern, timeout, proc):
+    end = time.time() + timeout
+    while time.time() < end:
+        for line in nested_lines(tmp, name):
+            if re.search(pattern, line):
+                return line
+        if proc.poll() is not None:
+            return None
+        time.sleep(0.5)
+    return None
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def slice_word(gpu, uuid, offset):
+    """The 32-bit word at `offset` of vGPU `uuid`'s slice, read from the physical VRAM."""
+    row = next(r for r in placement(gpu) if r[3] == uuid)
+    at = (row[0] << 20) + offset
+    fd = os.open(f"/sys/bus/pci/devices/{gpu}/resource0", os.O_RDONLY | os.O_SYNC)
+    try:
+        m = mmap.mmap(fd, at + 4, mmap.MAP_SHARED, mmap.PROT_READ)
+        return int.from_bytes(m[at:at + 4], "little")
+    finally:
+        os.close(fd)
+
+
+def mig_attr(uuid):
+    return dict(kv.split("=", 1) for kv in read(f"{MDEV_DEVICES}/{uuid}/nvidia/migration").split())
+
+
+def migrate(tag, src_gpu, dst_gpu, dst_iommufd):
+    """One migration; reports seven results."""
+    t = f"[{tag}]"
+    e1, a = create(src_gpu, TYPE)
+    e2, b = create(dst_gpu, TYPE)
+    if e1 or e2:
+        for _ in range(7):
+            fail(f"{t} create the source and destination vGPUs", f"create: {e1} {e2}")
+        return
+    tmp = tempfile.mkdtemp(prefix="rvgpu-mig.")
+    src = qemu(tmp, "src", a, False, False)
+    try:
+        start = wait_line(tmp, "src", r"^NESTED: load start", BOOT_TIMEOUT, src)
+        check(f"{t} the nested guest boots on the source vGPU and starts its engine workload",
+              start is not None, *nested_lines(tmp, "src")[-10:], open(f"{tmp}/src.out").read())
+        if start is None:
+            for _ in range(5):
+                fail(f"{t} (not reached: the guest did not start)")
+        else:
+            run_migration(t, tmp, src, start, a, b, dst_gpu, dst_iommufd)
+    finally:
+        stop(src)
+    e = remove(a)
+    check(f"{t} the source vGPU is removed after the migration", e == 0, f"remove: {e}")
+    remove(b)
+
+
+def run_migration(t, tmp, src, start, a, b, dst_gpu, dst_iommufd):
+    """Five results."""
+    dst = None
+    try:
+        diag(f"{t} {start}")
+        base = int(re.search(r"base=(0x[0-9a-f]+)", start).group(1), 16)
+        time.sleep(8)  # the engine is busy now
+        dst = qemu(tmp, "dst", b, dst_iommufd, True)
+        qs, qd = Qmp(f"{tmp}/src.qmp"), Qmp(f"{tmp}/dst.qmp")
+        caps = [{"capability": "return-path", "state": True}, {"capability": "switchover-ack", "state": True}]
+        for q in (qs, qd):
+            q.cmd("migrate-set-capabilities", capabilities=caps)
+        # QEMU's defaults but one: inside this TCG test VM a nested guest's migration moves only
+        # a few MB/s, so the default 300 ms downtime-limit cannot be met even by a guest without
+        # any vGPU; the vfio-pci properties stay at their defaults.
+        qs.cmd("migrate-set-parameters", **{"downtime-limit": DOWNTIME_LIMIT_MS})
+        qd.cmd("migrate-incoming", uri=f"unix:{tmp}/mig.sock")
+        t0 = time.time()
+        blocker = None
+        try:
+            qs.cmd("migrate", uri=f"unix:{tmp}/mig.sock")
+        except RuntimeError as e:
+            blocker = str(e)
+        check(f"{t} QEMU migrates the vGPU with its default vfio-pci properties (no migration blocker)",
+              blocker is None, f"migrate: {blocker}")
+        info = {}
+        while time.time() - t0 < MIGRATE_TIMEOUT:
+            info = qs.cmd("query-migrate")
+            if info.get("status") in ("completed", "failed", "cancelled"):
+                break
+            time.sleep(0.5)
+        status = info.get("status")
+        diag(f"{t} query-migrate: status={status} total-time={info.get('total-time')} ms "
+             f"downtime={info.get('downtime')} ms setup-time={info.get('setup-time')} ms "
+             f"vfio={info.get('vfio')} ram-transferred={info.get('ram', {}).get('transferred')}")
+        check(f"{t} the migration completes (pre-copy, switchover-ack)",
+              status == "completed", json.dumps(info)[:400], open(f"{tmp}/src.out").read()[-800:],
+              open(f"{tmp}/dst.out").read()[-800:])
+        m = mig_attr(a)
+        diag(f"{t} source nvidia/migration: {read(f'{MDEV_DEVICES}/{a}/nvidia/migration').strip()}")
+        diag(f"{t} destination nvidia/migration: {read(f'{MDEV_DEVICES}/{b}/nvidia/migration').strip()}")
+        check(f"{t} pre-copy ran: the source sent its framebuffer while the guest ran",
+              int(m.get("precopy_rounds", 0)) >= 1, str(m))
+        running = qd.cmd("query-status").get("status") if status == "completed" else None
+        try:
+            qs.cmd("quit")
+        except (OSError, ValueError, RuntimeError):
+            pass  # QEMU may close the socket before it answers
+        try:
+            src.wait(30)
+        except subprocess.TimeoutExpired:
+            stop(src)
+        done = wait_line(tmp, "dst", r"^NESTED: load done", LOAD_SECONDS + 120, dst)
+        last = [line for line in nested_lines(tmp, "dst") if line.startswith("NESTED: load iter")]
+        diag(f"{t} destination: status {running}; {done}; last report: {last[-1] if last else '-'}")
+        mism = [line for line in nested_lines(tmp, "dst") if line.startswith(("NESTED: load mismatch", "NESTED: load error"))]
+        check(f"{t} the guest runs on the destination and its engine workload reports no mismatch across the switchover",
+              running == "running" and done == "NESTED: load done status=0" and not mism,
+              *(mism[:10] or nested_lines(tmp, "dst")[-8:]))
+        want = None
+        if last:
+            fbv = re.search(r"fb=(0x[0-9a-f]+)", last[-1])
+            want = int(fbv.group(1), 16) if fbv else None
+        got = slice_word(dst_gpu, b, base + 0x8000) if want is not None else None
+        check(f"{t} the destination slice holds what the guest last wrote (CPU page {want and hex(want)})",
+              want is not None and got == want, f"slice word {got and hex(got)}, the guest's last value {want and hex(want)}")
+    finally:
+        if dst:
+            stop(dst)
+
+
+load_rvgpu()
+g = gpus()
+migrate("same board, container", g[-1], g[-1], False)
+migrate(f"board {g[-1]} to board {g[0]}, destination on iommufd", g[-1], g[0], True)
+unload_rvgpu()
