@@ -17,6 +17,10 @@
 //! [`migration`] adds `VFIO_DEVICE_FEATURE` with VFIO migration v2 (device states, data fds,
 //! PRE_COPY info, the STOP_COPY size) and DMA logging, and rvgpu's migration stream.
 //!
+//! [`harness`] is what the rvgpu test programs share: their command line, one open vGPU with its
+//! ring and DMA buffers, and waiting for interrupts and for the engine; [`tap`] reports their
+//! results.
+//!
 //! Only `libc` is used; the uapi definitions live in [`uapi`], checked against the 7.3 headers.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -25,6 +29,7 @@ pub mod caps;
 pub mod container;
 pub mod device;
 pub mod error;
+pub mod harness;
 pub mod ioctl;
 pub mod iommufd;
 pub mod irq;

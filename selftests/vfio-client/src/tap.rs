@@ -51,6 +51,30 @@ impl Tap {
     }
 }
 
+/// An error as a result message.
+pub fn es(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// Both results; both messages when both failed.
+pub fn both(a: Result<(), String>, b: Result<(), String>) -> Result<(), String> {
+    match (a, b) {
+        (Ok(()), Ok(())) => Ok(()),
+        (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
+        (Err(e), Err(f)) => Err(format!("{e}\n{f}")),
+    }
+}
+
+/// Runs every check of a list and joins the failures, so one result reports all that is wrong.
+pub fn all(checks: Vec<(String, Result<(), String>)>) -> Result<(), String> {
+    let bad: Vec<String> = checks.into_iter().filter_map(|(n, r)| r.err().map(|e| format!("{n}: {e}"))).collect();
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(bad.join("\n"))
+    }
+}
+
 /// `Err(message)` unless `cond`.
 pub fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Result<(), String> {
     if cond {
@@ -77,4 +101,20 @@ pub fn expect_errno_in<T>(what: &str, r: io::Result<T>, want: &[i32]) -> Result<
 /// `Ok` if `r` failed with `want`.
 pub fn expect_errno<T>(what: &str, r: io::Result<T>, want: i32) -> Result<(), String> {
     expect_errno_in(what, r, &[want])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joins_failures() {
+        assert_eq!(both(Ok(()), Ok(())), Ok(()));
+        assert_eq!(both(Err("a".into()), Ok(())), Err("a".into()));
+        assert_eq!(both(Ok(()), Err("b".into())), Err("b".into()));
+        assert_eq!(both(Err("a".into()), Err("b".into())), Err("a\nb".into()));
+        assert_eq!(all(vec![("x".into(), Ok(())), ("y".into(), Ok(()))]), Ok(()));
+        let r = all(vec![("x".into(), Err("bad".into())), ("y".into(), Ok(())), ("z".into(), Err("worse".into()))]);
+        assert_eq!(r, Err("x: bad\nz: worse".into()));
+    }
 }

@@ -9,6 +9,7 @@
 use std::fs;
 use std::os::fd::AsRawFd;
 
+use vfio_client::harness::Args;
 use vfio_client::rvgpu::*;
 use vfio_client::tap::{ensure, expect_errno, Tap};
 use vfio_client::{Device, Mmap, OpenPath, PciConfig, Prot, RegionInfo};
@@ -69,16 +70,8 @@ fn physical_vram(gpu: &str) -> Result<Mmap, String> {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let iommufd = args.iter().any(|a| a == "--iommufd");
-    let pos: Vec<&String> = args.iter().skip(1).filter(|a| !a.starts_with("--")).collect();
-    let (Some(mut tap), [gpu, ua, ub]) = (Tap::from_env(), pos.as_slice()) else {
-        eprintln!("usage: TAP_STATE=DIR rvgpu-device-test GPU UUID_A UUID_B [--iommufd]");
-        std::process::exit(2);
-    };
-    let path = if iommufd { OpenPath::Iommufd } else { OpenPath::Container };
-    let tag = if iommufd { "iommufd" } else { "container" };
-    let run = run(&mut tap, gpu, ua, ub, path, tag);
+    let Args { mut tap, gpu, uuid_a: ua, uuid_b: ub, path, tag } = Args::parse("rvgpu-device-test");
+    let run = run(&mut tap, &gpu, &ua, &ub, path, tag);
     if let Err(e) = run {
         println!("# aborted: {e}");
     }

@@ -17,17 +17,18 @@
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
+use vfio_client::harness::{RING_BUF, RING_SIZE, SCRATCH};
 use vfio_client::rvgpu::*;
+use vfio_client::tap::es;
 use vfio_client::uapi::VFIO_PCI_BAR0_REGION_INDEX;
 use vfio_client::{Device, EventFd, Mmap, OpenPath, Prot, RegionInfo};
 
 const DEFAULT_N: usize = 2000;
 const WARMUP: usize = 50;
 
+/// The ring buffer's mapping (the harness's ring, at an IOVA of this program's), FENCE values in
+/// the harness's scratch area.
 const RING_IOVA: u64 = 0x1000_0000;
-const RING_BUF: usize = 64 << 10;
-const RING_SIZE: u32 = 32 << 10;
-const FENCE_OFF: usize = RING_SIZE as usize;
 const DATA_IOVA: u64 = 0x4000_0000;
 const COPY_BYTES: usize = 16 << 20;
 const COPY_CHUNK: usize = 1 << 20;
@@ -38,10 +39,6 @@ const UART_IER: u64 = 1;
 const UART_IER_THRI: u8 = 0x02;
 
 type Res<T> = Result<T, String>;
-
-fn es(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
 
 /// Latency percentiles of a sample, in µs.
 fn percentiles(mut v: Vec<Duration>) -> (f64, f64, f64) {
@@ -98,7 +95,7 @@ impl Rvgpu {
     }
 
     fn push_fence(&mut self, v: u32) -> Res<()> {
-        self.push(&Cmd::fence(RING_IOVA + FENCE_OFF as u64, v))
+        self.push(&Cmd::fence(RING_IOVA + SCRATCH as u64, v))
     }
 
     fn doorbell(&self) -> Res<()> {

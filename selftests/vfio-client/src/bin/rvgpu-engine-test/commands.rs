@@ -3,12 +3,15 @@
 
 use std::time::Duration;
 
+use vfio_client::harness::{
+    drain, quiet, wait_for, wait_irq, Gpu, DATA_IOVA, IDLE_TIMEOUT, IRQ_WAIT_MS, QUIET_MS, RING_IOVA, RING_SIZE,
+};
 use vfio_client::rvgpu::*;
-use vfio_client::tap::ensure;
+use vfio_client::tap::{ensure, es};
 use vfio_client::EventFd;
 
-use crate::gpu::{drain, fb_is, quiet, wait_for, wait_irq, Gpu};
-use crate::{es, pattern, DATA_IOVA, IDLE_TIMEOUT, IRQ_WAIT_MS, QUIET_MS, RING_IOVA, RING_SIZE};
+use crate::gpu::fb_is;
+use crate::pattern;
 
 pub fn ring_setup(g: &mut Gpu) -> Result<(), String> {
     g.setup_ring()?;

@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
+use vfio_client::harness::{drain, efd_signalled, wait_for, Gpu, DATA_IOVA, IDLE_TIMEOUT, IRQ_WAIT_MS, RING_SIZE};
 use vfio_client::rvgpu::*;
-use vfio_client::tap::ensure;
+use vfio_client::tap::{all, both, ensure, es};
 use vfio_client::{EventFd, Mmap};
 
-use crate::gpu::{drain, efd_signalled, fb_is, wait_for, Gpu};
-use crate::{all, both, es, DATA_IOVA, DATA_LEN, HOLE_IOVA, IDLE_TIMEOUT, IRQ_WAIT_MS, RING_SIZE, RO_IOVA};
+use crate::gpu::fb_is;
+use crate::{DATA_LEN, HOLE_IOVA, RO_IOVA};
 
 /// Submits `bad` then a FENCE; expects `ERROR == code`, `ERROR_HEAD` at `bad`, the error
 /// status and interrupt, and the fence. Leaves the error state cleared.

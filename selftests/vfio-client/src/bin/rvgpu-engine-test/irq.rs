@@ -6,18 +6,16 @@ use std::fs;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 
+use vfio_client::harness::{drain, quiet, wait_irq, Gpu, IDLE_TIMEOUT, IRQ_WAIT_MS, QUIET_MS};
 use vfio_client::irq::encode_irq_set;
 use vfio_client::rvgpu::*;
-use vfio_client::tap::{ensure, expect_errno, expect_errno_in};
+use vfio_client::tap::{all, ensure, es, expect_errno, expect_errno_in};
 use vfio_client::uapi::{
     VFIO_IRQ_INFO_AUTOMASKED, VFIO_IRQ_INFO_EVENTFD, VFIO_IRQ_INFO_MASKABLE, VFIO_IRQ_INFO_NORESIZE,
     VFIO_IRQ_SET_ACTION_MASK, VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_BOOL, VFIO_IRQ_SET_DATA_EVENTFD,
     VFIO_IRQ_SET_DATA_NONE,
 };
 use vfio_client::{EventFd, IrqAction, IrqData};
-
-use crate::gpu::{drain, quiet, wait_irq, Gpu};
-use crate::{all, es, IDLE_TIMEOUT, IRQ_WAIT_MS, QUIET_MS};
 
 pub fn irq_info(g: &Gpu) -> Result<(), String> {
     let i0 = g.dev.irq_info(INTX).map_err(|e| format!("GET_IRQ_INFO 0: {e}"))?;

@@ -5,12 +5,13 @@
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
+use vfio_client::harness::{drain, efd_signalled, Gpu, DATA_IOVA, IDLE_TIMEOUT, IRQ_WAIT_MS, RING_SIZE};
 use vfio_client::rvgpu::*;
-use vfio_client::tap::ensure;
+use vfio_client::tap::{all, ensure, es};
 use vfio_client::{EventFd, Mmap, OpenPath};
 
-use crate::gpu::{drain, efd_signalled, fb_is, Gpu};
-use crate::{all, es, pattern, DATA_IOVA, IDLE_TIMEOUT, IRQ_WAIT_MS, RING_SIZE, VICTIM_IOVA, VICTIM_LEN};
+use crate::gpu::{fb_is, EngineGpu};
+use crate::{pattern, VICTIM_IOVA, VICTIM_LEN};
 
 // ----- 14: unmap under queued commands ------------------------------------------------------------
 

@@ -29,7 +29,8 @@
 //! checks live in modules by feature: [`irq`] (interrupt info, `SET_IRQS`, INTx), [`commands`]
 //! (the ring, FILL, COPY, FENCE with MSI), [`errors`] (every error code), [`lifecycle`] (unmap
 //! race, two vGPUs, VBLANK, closing with work in flight or the vblank timer running) and
-//! [`pins`] (the pin cache); [`gpu`] is the harness they share.
+//! [`pins`] (the pin cache). They share [`vfio_client::harness`] (the ring's layout and [`Gpu`])
+//! and this test's part of it, [`gpu`].
 
 mod commands;
 mod errors;
@@ -38,15 +39,14 @@ mod irq;
 mod lifecycle;
 mod pins;
 
-use std::time::Duration;
-
+use vfio_client::harness::{Args, Gpu};
 use vfio_client::rvgpu::*;
-use vfio_client::tap::{ensure, Tap};
+use vfio_client::tap::{ensure, es, Tap};
 use vfio_client::{EventFd, OpenPath};
 
 use crate::commands::{copy_from_fb_test, copy_to_fb_test, fence_msi_test, fill_test, ring_setup};
 use crate::errors::{bad_args, bad_opcode, dma_fault, fb_range, ring_error};
-use crate::gpu::{pinned_pages, Gpu};
+use crate::gpu::{pinned_pages, EngineGpu};
 use crate::irq::{intx_test, irq_info, set_irqs_validation};
 use crate::lifecycle::{close_in_flight, two_vgpus, unmap_race, vblank, vblank_close};
 use crate::pins::pins;
@@ -54,16 +54,9 @@ use crate::pins::pins;
 /// How many results one run reports.
 const RESULTS: usize = 20;
 
-// ----- this test's guest memory layout ---------------------------------------------------------
+// ----- this test's guest memory layout (the ring's is the harness's) ---------------------------
 
-/// The ring buffer's mapping: the ring in its first [`RING_SIZE`] bytes, scratch (fence values)
-/// in the rest. Above 4 GiB so `RING_BASE_HI` matters.
-const RING_IOVA: u64 = 0x1_2340_0000;
-const RING_BUF: usize = 64 << 10;
-const RING_SIZE: u32 = 32 << 10;
-const SCRATCH: usize = RING_SIZE as usize;
-/// Source and destination of copies.
-const DATA_IOVA: u64 = 0x2000_0000;
+/// The data buffer's length (source and destination of copies, at `DATA_IOVA`).
 const DATA_LEN: usize = 4 << 20;
 /// The buffer unmapped while commands use it.
 const VICTIM_IOVA: u64 = 0x3000_0000;
@@ -73,36 +66,7 @@ const RO_IOVA: u64 = 0x6000_0000;
 /// Never mapped.
 const HOLE_IOVA: u64 = 0x7000_0000;
 
-const IRQ_WAIT_MS: i32 = 5000;
-/// How long an interrupt that must not come is waited for.
-const QUIET_MS: i32 = 300;
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-
-// ----- TAP ------------------------------------------------------------------------------------
-
-/// Both results; both messages when both failed.
-fn both(a: Result<(), String>, b: Result<(), String>) -> Result<(), String> {
-    match (a, b) {
-        (Ok(()), Ok(())) => Ok(()),
-        (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
-        (Err(e), Err(f)) => Err(format!("{e}\n{f}")),
-    }
-}
-
-/// Runs every check of a list and joins the failures, so one result reports all that is wrong.
-fn all(checks: Vec<(String, Result<(), String>)>) -> Result<(), String> {
-    let bad: Vec<String> = checks.into_iter().filter_map(|(n, r)| r.err().map(|e| format!("{n}: {e}"))).collect();
-    if bad.is_empty() {
-        Ok(())
-    } else {
-        Err(bad.join("\n"))
-    }
-}
-
-/// An error as a result message.
-fn es(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
+// ----- helpers ----------------------------------------------------------------------------------
 
 /// The result of a check that hands back the vGPU it left open, and that vGPU.
 fn kept(r: Result<Gpu, String>) -> (Result<(), String>, Option<Gpu>) {
@@ -126,16 +90,8 @@ fn pattern(len: usize, seed: u32) -> Vec<u8> {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let iommufd = args.iter().any(|a| a == "--iommufd");
-    let pos: Vec<&String> = args.iter().skip(1).filter(|a| !a.starts_with("--")).collect();
-    let (Some(mut tap), [gpu, ua, ub]) = (Tap::from_env(), pos.as_slice()) else {
-        eprintln!("usage: TAP_STATE=DIR rvgpu-engine-test GPU UUID_A UUID_B [--iommufd]");
-        std::process::exit(2);
-    };
-    let path = if iommufd { OpenPath::Iommufd } else { OpenPath::Container };
-    let tag = if iommufd { "iommufd" } else { "container" };
-    if let Err(e) = run(&mut tap, gpu, ua, ub, path, tag) {
+    let Args { mut tap, gpu, uuid_a: ua, uuid_b: ub, path, tag } = Args::parse("rvgpu-engine-test");
+    if let Err(e) = run(&mut tap, &gpu, &ua, &ub, path, tag) {
         println!("# aborted: {e}");
     }
     // Anything not reported counts as failed (the runner also checks the plan).

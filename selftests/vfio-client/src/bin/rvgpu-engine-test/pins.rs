@@ -2,12 +2,13 @@
 //! Result 19: the pin cache. The host driver pins the guest pages commands use and keeps at most
 //! [`PIN_CACHE`] of them per vGPU, evicting beyond that; unmapping a buffer releases its pages.
 
+use vfio_client::harness::{Gpu, RING_BUF};
 use vfio_client::rvgpu::*;
-use vfio_client::tap::ensure;
+use vfio_client::tap::{all, ensure, es};
 use vfio_client::{Mmap, OpenPath};
 
-use crate::gpu::{pinned_pages, Gpu};
-use crate::{all, es, pattern, RING_BUF};
+use crate::gpu::{pinned_pages, EngineGpu};
+use crate::pattern;
 
 /// Guest pages the host driver keeps pinned per vGPU (`MAX_PINS`, `src/vgpu/engine.rs`).
 const PIN_CACHE: u64 = 1024;

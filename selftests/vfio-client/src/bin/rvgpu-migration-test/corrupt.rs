@@ -4,13 +4,13 @@
 //! then in ERROR, `VFIO_DEVICE_RESET` brings it back to RUNNING at power-on state; at the end the
 //! good stream still resumes B into A's state.
 
+use vfio_client::harness::Gpu;
 use vfio_client::migration::stream::{Corruption, Stage};
-use vfio_client::tap::ensure;
+use vfio_client::tap::{all, ensure, es};
 use vfio_client::DeviceState;
 
-use crate::gpu::{first_difference, Gpu, Snapshot};
+use crate::gpu::{first_difference, MigrationGpu, Snapshot};
 use crate::mig::{get, power_on, recover, reset, resume, save, set, set_fd, set_nofd, SavePath, WRITE_CHUNK};
-use crate::{all, es};
 
 /// Writes `bad` into B and asks for STOP: what B said at each step.
 fn refused(b: &mut Gpu, c: Corruption, good: &[u8]) -> Result<(), String> {

@@ -5,12 +5,12 @@
 //! too by a conservative device, which is only printed. A second START is refused; STOP ends
 //! logging.
 
+use vfio_client::harness::{Gpu, DATA_IOVA, RING_BUF, RING_IOVA, SCRATCH};
 use vfio_client::rvgpu::*;
-use vfio_client::tap::ensure;
+use vfio_client::tap::{all, ensure, es};
 
-use crate::gpu::Gpu;
 use crate::mig::recover;
-use crate::{all, es, DATA_IOVA, DATA_LEN, PAGE, RING_BUF, RING_IOVA, SCRATCH};
+use crate::{DATA_LEN, PAGE};
 
 const PS: u64 = PAGE as u64;
 const RANGES: [(u64, u64); 2] = [(RING_IOVA, RING_BUF as u64), (DATA_IOVA, DATA_LEN as u64)];

@@ -4,12 +4,12 @@
 
 use std::collections::VecDeque;
 
-use vfio_client::tap::{ensure, expect_errno};
+use vfio_client::harness::Gpu;
+use vfio_client::tap::{all, ensure, expect_errno};
 use vfio_client::uapi::*;
 use vfio_client::{DataFd, DeviceState};
 
-use crate::all;
-use crate::gpu::{sysfs_state_is, Gpu};
+use crate::gpu::sysfs_state_is;
 use crate::mig::{expect, get, read_to_end, recover, reset, set, SavePath, WRITE_CHUNK};
 
 use DeviceState::*;

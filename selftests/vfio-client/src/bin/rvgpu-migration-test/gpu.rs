@@ -1,193 +1,54 @@
 // SPDX-License-Identifier: GPL-2.0
-//! The test harness: one open vGPU ([`Gpu`]) with its framebuffer mapped, a ring and a data
-//! buffer mapped for DMA; what a migration must carry of it ([`Snapshot`]); its sysfs files.
+//! This test's part of the harness ([`vfio_client::harness`], where [`Gpu`] is): how it opens a
+//! vGPU, its FENCE check and framebuffer patterns; what a migration must carry of a vGPU
+//! ([`Snapshot`]); its sysfs files.
 
 use std::fs;
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::atomic::{fence, Ordering};
-use std::time::{Duration, Instant};
 
+use vfio_client::harness::{Gpu, Unmapped};
 use vfio_client::rvgpu::*;
 use vfio_client::sysfs;
-use vfio_client::tap::ensure;
-use vfio_client::{Device, DeviceState, EventFd, Mmap, OpenPath, Prot, RegionInfo};
+use vfio_client::tap::{ensure, es};
+use vfio_client::{DeviceState, OpenPath};
 
-use crate::{es, DATA_IOVA, DATA_LEN, RING_BUF, RING_IOVA, RING_SIZE, SCRATCH};
+use crate::DATA_LEN;
 
-/// An open vGPU. Field order is drop order: the framebuffer mapping (which holds the device
-/// file) goes first, then the device (closing it unmaps all DMA), then our buffers.
-pub struct Gpu {
-    pub fb: Mmap,
-    pub dev: Device,
-    pub uuid: String,
-    pub bar2: RegionInfo,
-    pub cfg: RegionInfo,
-    pub fb_size: usize,
-    pub ring: Mmap,
-    pub tail: u32,
-    pub data: Mmap,
+/// What this test adds to [`Gpu`].
+pub trait MigrationGpu: Sized {
+    /// Opens `uuid` on `path`, maps it, then turns memory decode and bus mastering on and checks
+    /// `RVGPU_REG_FB_SIZE` against the sparse mmap area.
+    fn open(uuid: &str, path: OpenPath) -> Result<Self, String>;
+
+    /// Runs one FENCE writing `v` at scratch offset `off` and checks it landed.
+    fn fence_works(&mut self, off: usize, v: u32) -> Result<(), String>;
+
+    /// Writes the [`pattern`] of `seed` into `[off, off + len)` of the framebuffer (the engine
+    /// idle: plain slices of the mapping).
+    fn fb_pattern(&mut self, off: usize, len: usize, seed: u64);
+
+    /// Checks `[off, off + len)` of the framebuffer holds the [`pattern`] of `seed`.
+    fn fb_has_pattern(&self, off: usize, len: usize, seed: u64, who: &str) -> Result<(), String>;
 }
 
-impl Gpu {
-    pub fn open(uuid: &str, path: OpenPath) -> Result<Gpu, String> {
-        let dev = Device::open(uuid, path).map_err(|e| format!("open {uuid}: {e}"))?;
-        let bar0 = dev.region_info(REGION_BAR0).map_err(|e| format!("BAR0 info: {e}"))?;
-        let bar2 = dev.region_info(REGION_BAR2).map_err(|e| format!("BAR2 info: {e}"))?;
-        let cfg = dev.region_info(REGION_CONFIG).map_err(|e| format!("config info: {e}"))?;
-        let fb_size = bar0.sparse_areas().and_then(|a| a.first()).map_or(0, |a| a.size as usize);
+impl MigrationGpu for Gpu {
+    fn open(uuid: &str, path: OpenPath) -> Result<Gpu, String> {
+        let u = Unmapped::open(uuid, path)?;
+        let fb_size = u.usable();
         if fb_size == 0 {
             return Err("BAR0 has no sparse mmap area".into());
         }
-        let fb = dev.mmap_region(&bar0, 0, fb_size, Prot::RW).map_err(|e| format!("mmap BAR0: {e}"))?;
-        let ring = Mmap::anonymous(RING_BUF).map_err(|e| format!("ring buffer: {e}"))?;
-        dev.map_dma(&ring, RING_IOVA).map_err(|e| format!("map ring buffer at {RING_IOVA:#x}: {e}"))?;
-        let data = Mmap::anonymous(DATA_LEN).map_err(|e| format!("data buffer: {e}"))?;
-        dev.map_dma(&data, DATA_IOVA).map_err(|e| format!("map data buffer at {DATA_IOVA:#x}: {e}"))?;
-        let g = Gpu { fb, dev, uuid: uuid.to_owned(), bar2, cfg, fb_size, ring, tail: 0, data };
+        let mut g = u.map(fb_size, DATA_LEN)?;
+        // This test's diagnostics leave ERROR_HEAD out.
+        g.dump_regs.retain(|&(_, off)| off != REG_ERROR_HEAD);
         g.enable()?;
         let reg = g.reg(REG_FB_SIZE)? as usize;
         ensure(reg == fb_size, || format!("RVGPU_REG_FB_SIZE {reg:#x} but the sparse mmap area is {fb_size:#x}"))?;
         Ok(g)
     }
 
-    /// Memory decode and bus mastering on, as a guest driver does before using the device (and
-    /// again after a reset, which turns them off).
-    pub fn enable(&self) -> Result<(), String> {
-        self.cfg_write(4, &0x0006u16.to_le_bytes())
-    }
-
-    pub fn reg(&self, off: u64) -> Result<u32, String> {
-        let mut b = [0u8; 4];
-        self.dev.read_region_exact(&self.bar2, off, &mut b).map_err(|e| format!("read register {off:#x}: {e}"))?;
-        Ok(u32::from_le_bytes(b))
-    }
-
-    pub fn set_reg(&self, off: u64, v: u32) -> Result<(), String> {
-        self.dev
-            .write_region_all(&self.bar2, off, &v.to_le_bytes())
-            .map_err(|e| format!("write register {off:#x}: {e}"))
-    }
-
-    pub fn dispi(&self, index: u64) -> Result<u16, String> {
-        let mut b = [0u8; 2];
-        let off = MMIO_DISPI + index * 2;
-        self.dev.read_region_exact(&self.bar2, off, &mut b).map_err(|e| format!("read DISPI {index:#x}: {e}"))?;
-        Ok(u16::from_le_bytes(b))
-    }
-
-    pub fn set_dispi(&self, index: u64, v: u16) -> Result<(), String> {
-        let off = MMIO_DISPI + index * 2;
-        self.dev.write_region_all(&self.bar2, off, &v.to_le_bytes()).map_err(|e| format!("write DISPI {index:#x}: {e}"))
-    }
-
-    pub fn cfg_write(&self, off: u64, data: &[u8]) -> Result<(), String> {
-        self.dev.write_region_all(&self.cfg, off, data).map_err(|e| format!("config write {off:#x}: {e}"))
-    }
-
-    pub fn cfg_bytes(&self, off: u64, len: usize) -> Result<Vec<u8>, String> {
-        let mut b = vec![0u8; len];
-        self.dev.read_region_exact(&self.cfg, off, &mut b).map_err(|e| format!("config read {off:#x}: {e}"))?;
-        Ok(b)
-    }
-
-    pub fn cfg_read16(&self, off: u64) -> Result<u16, String> {
-        let b = self.cfg_bytes(off, 2)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
-    }
-
-    /// The engine registers, for diagnostics.
-    pub fn dump(&self) -> String {
-        let names = [
-            ("STATUS", REG_IRQ_STATUS),
-            ("ENABLE", REG_IRQ_ENABLE),
-            ("SIZE", REG_RING_SIZE),
-            ("HEAD", REG_RING_HEAD),
-            ("TAIL", REG_RING_TAIL),
-            ("ERROR", REG_ERROR),
-            ("FENCE", REG_FENCE),
-            ("COMPLETED", REG_COMPLETED),
-            ("ENGINE", REG_ENGINE_STATUS),
-        ];
-        let parts: Vec<String> = names
-            .iter()
-            .map(|(n, o)| self.reg(*o).map_or_else(|e| format!("{n}=<{e}>"), |v| format!("{n}={v:#x}")))
-            .collect();
-        format!("registers: {} (our tail {:#x})", parts.join(" "), self.tail)
-    }
-
-    /// Programs the ring (base, then size, which resets HEAD and TAIL).
-    pub fn setup_ring(&mut self) -> Result<(), String> {
-        self.set_reg(REG_RING_BASE_LO, RING_IOVA as u32)?;
-        self.set_reg(REG_RING_BASE_HI, (RING_IOVA >> 32) as u32)?;
-        self.set_reg(REG_RING_SIZE, RING_SIZE)?;
-        self.tail = 0;
-        Ok(())
-    }
-
-    /// Takes the device's TAIL as ours (after a migration brought another device's ring).
-    pub fn sync_tail(&mut self) -> Result<(), String> {
-        self.tail = self.reg(REG_RING_TAIL)?;
-        Ok(())
-    }
-
-    /// Writes a command at our tail (no doorbell); returns its ring offset.
-    pub fn push(&mut self, c: &Cmd) -> Result<u32, String> {
-        let at = self.tail;
-        self.ring.write_bytes(at as usize, &c.to_bytes()).map_err(es)?;
-        self.tail = (at + CMD_BYTES) % RING_SIZE;
-        Ok(at)
-    }
-
-    pub fn doorbell(&self) -> Result<(), String> {
-        // The commands are in memory before the register write (a syscall) tells the device.
-        fence(Ordering::SeqCst);
-        self.set_reg(REG_RING_TAIL, self.tail)
-    }
-
-    /// Queues `cmds` and rings the doorbell.
-    pub fn submit(&mut self, cmds: &[Cmd]) -> Result<(), String> {
-        for c in cmds {
-            self.push(c)?;
-        }
-        self.doorbell()
-    }
-
-    /// Waits until the engine has consumed everything up to our tail and is not busy.
-    pub fn wait_idle(&self, timeout: Duration) -> Result<(), String> {
-        let t = Instant::now();
-        loop {
-            if self.reg(REG_RING_HEAD)? == self.tail && self.reg(REG_ENGINE_STATUS)? & 1 == 0 {
-                return Ok(());
-            }
-            if t.elapsed() > timeout {
-                return Err(format!("the engine did not go idle within {timeout:?}; {}", self.dump()));
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
-    /// Submits and waits for idle.
-    pub fn run(&mut self, cmds: &[Cmd]) -> Result<(), String> {
-        self.submit(cmds)?;
-        self.wait_idle(crate::IDLE_TIMEOUT)
-    }
-
-    /// IOVA of a scratch word (fence target) at byte `off` of the scratch area.
-    pub fn scratch_iova(off: usize) -> u64 {
-        RING_IOVA + (SCRATCH + off) as u64
-    }
-
-    pub fn scratch(&self, off: usize) -> Result<u32, String> {
-        self.ring.read::<u32>(SCRATCH + off).map_err(es)
-    }
-
-    pub fn set_scratch(&mut self, off: usize, v: u32) -> Result<(), String> {
-        self.ring.write::<u32>(SCRATCH + off, v).map_err(es)
-    }
-
-    /// Runs one FENCE writing `v` at scratch offset `off` and checks it landed.
-    pub fn fence_works(&mut self, off: usize, v: u32) -> Result<(), String> {
+    fn fence_works(&mut self, off: usize, v: u32) -> Result<(), String> {
         self.set_scratch(off, 0)?;
         let before = self.reg(REG_COMPLETED)?;
         self.run(&[Cmd::fence(Gpu::scratch_iova(off), v)])?;
@@ -195,24 +56,14 @@ impl Gpu {
         ensure(mem == v && done == 1, || format!("FENCE {v:#x}: memory {mem:#x}, COMPLETED +{done}; {}", self.dump()))
     }
 
-    /// Error register and all interrupt status cleared.
-    pub fn clear(&self) -> Result<(), String> {
-        self.set_reg(REG_ERROR, 0)?;
-        self.set_reg(REG_IRQ_STATUS, IRQ_ALL)
-    }
-
-    // ----- the framebuffer (the engine idle: plain slices of the mapping) ---------------------
-
-    /// Writes the [`pattern`] of `seed` into `[off, off + len)`.
-    pub fn fb_pattern(&mut self, off: usize, len: usize, seed: u64) {
+    fn fb_pattern(&mut self, off: usize, len: usize, seed: u64) {
         for (i, c) in self.fb.as_mut_slice()[off..off + len].chunks_mut(1 << 20).enumerate() {
             c.copy_from_slice(&pattern(off + (i << 20), c.len(), seed));
         }
         fence(Ordering::SeqCst);
     }
 
-    /// Checks `[off, off + len)` holds the [`pattern`] of `seed`.
-    pub fn fb_has_pattern(&self, off: usize, len: usize, seed: u64, who: &str) -> Result<(), String> {
+    fn fb_has_pattern(&self, off: usize, len: usize, seed: u64, who: &str) -> Result<(), String> {
         for (i, c) in self.fb.as_slice()[off..off + len].chunks(1 << 20).enumerate() {
             let at = off + (i << 20);
             if let Some(j) = first_difference(c, &pattern(at, c.len(), seed)) {
@@ -220,28 +71,6 @@ impl Gpu {
             }
         }
         Ok(())
-    }
-
-    pub fn fb_fill(&mut self, off: usize, len: usize, byte: u8) {
-        self.fb.as_mut_slice()[off..off + len].fill(byte);
-        fence(Ordering::SeqCst);
-    }
-
-    // ----- interrupts, set up as QEMU does ----------------------------------------------------
-
-    pub fn msi_on(&self, efd: &EventFd) -> Result<(), String> {
-        self.cfg_write(MSI_CAP + 4, &0xfee0_0000u32.to_le_bytes())?;
-        self.cfg_write(MSI_CAP + 8, &0u32.to_le_bytes())?;
-        self.cfg_write(MSI_CAP + 12, &0x4041u16.to_le_bytes())?;
-        let ctl = self.cfg_read16(MSI_CAP + 2)?;
-        self.cfg_write(MSI_CAP + 2, &(ctl | 1).to_le_bytes())?;
-        self.dev.set_irq_eventfds(MSI, 0, &[efd.as_raw_fd()]).map_err(|e| format!("SET_IRQS MSI eventfd: {e}"))
-    }
-
-    pub fn msi_off(&self) -> Result<(), String> {
-        let ctl = self.cfg_read16(MSI_CAP + 2)?;
-        self.cfg_write(MSI_CAP + 2, &(ctl & !1).to_le_bytes())?;
-        self.dev.disable_irqs(MSI).map_err(|e| format!("SET_IRQS disable MSI: {e}"))
     }
 }
 
@@ -261,33 +90,6 @@ pub fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
         return None;
     }
     Some(a.iter().zip(b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len())))
-}
-
-/// Reads (and resets) the eventfd's count; 0 when nothing was signalled.
-pub fn drain(efd: &EventFd) -> Result<u64, String> {
-    efd.read().map(|c| c.unwrap_or(0)).map_err(|e| format!("eventfd read: {e}"))
-}
-
-/// Ok if nothing is signalled within `ms`.
-pub fn quiet(efd: &EventFd, ms: i32, what: &str) -> Result<(), String> {
-    if efd.wait(ms).map_err(|e| format!("poll: {e}"))? {
-        let n = drain(efd)?;
-        return Err(format!("{what}: unexpected interrupt (count {n})"));
-    }
-    Ok(())
-}
-
-pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> Result<bool, String>) -> Result<bool, String> {
-    let t = Instant::now();
-    loop {
-        if f()? {
-            return Ok(true);
-        }
-        if t.elapsed() > timeout {
-            return Ok(false);
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }
 
 // ----- what a migration carries --------------------------------------------------------------

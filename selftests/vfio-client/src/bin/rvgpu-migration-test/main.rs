@@ -37,7 +37,8 @@
 //! The checks live in modules by feature: [`fsm`] (results 1-2: the feature, the state machine),
 //! [`quiesce`] (3), [`precopy`] (4-5: the saving fd), [`migrate`] (6-8: A to B and back),
 //! [`corrupt`] (9: bad streams), [`reset`] (10: reset and close mid-session), [`dirty`] (11: DMA
-//! logging); [`gpu`] is the harness and [`mig`] the migration steps they share.
+//! logging). They share [`vfio_client::harness`] (the ring's layout and [`Gpu`]), this test's
+//! part of it, [`gpu`], and the migration steps, [`mig`].
 
 mod corrupt;
 mod dirty;
@@ -51,77 +52,42 @@ mod reset;
 
 use std::time::Duration;
 
-use vfio_client::tap::Tap;
+use vfio_client::harness::{Args, Gpu};
+use vfio_client::tap::{es, Tap};
 use vfio_client::{EventFd, OpenPath};
 
-use crate::gpu::{write_params, Gpu};
+use crate::gpu::{write_params, MigrationGpu};
 
 /// How many results one run reports.
 const RESULTS: usize = 11;
 
-// ----- this test's guest memory layout ---------------------------------------------------------
+// ----- this test's guest memory layout (the ring's is the harness's) ---------------------------
 
-/// The ring buffer's mapping: the ring in its first [`RING_SIZE`] bytes, scratch (fence values)
-/// in the rest. Above 4 GiB so `RING_BASE_HI` matters.
-const RING_IOVA: u64 = 0x1_2340_0000;
-const RING_BUF: usize = 64 << 10;
-const RING_SIZE: u32 = 32 << 10;
-const SCRATCH: usize = RING_SIZE as usize;
-/// Source and destination of copies.
-const DATA_IOVA: u64 = 0x2000_0000;
+/// The data buffer's length (source and destination of copies, at `DATA_IOVA`).
 const DATA_LEN: usize = 1 << 20;
 const PAGE: usize = 4096;
 
 /// A's `vgpu_params` (B starts with none), so that a migration visibly carries them.
 const PARAMS_A: &str = "frame_rate_limiter=0";
 
-const IRQ_WAIT_MS: i32 = 5000;
-/// How long an interrupt that must not come is waited for.
-const QUIET_MS: i32 = 300;
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a read or close that must not block is given.
 const HANG_TIMEOUT: Duration = Duration::from_secs(10);
 
-// ----- TAP ------------------------------------------------------------------------------------
-
-/// Runs every check of a list and joins the failures, so one result reports all that is wrong.
-fn all(checks: Vec<(String, Result<(), String>)>) -> Result<(), String> {
-    let bad: Vec<String> = checks.into_iter().filter_map(|(n, r)| r.err().map(|e| format!("{n}: {e}"))).collect();
-    if bad.is_empty() {
-        Ok(())
-    } else {
-        Err(bad.join("\n"))
-    }
-}
-
-/// An error as a result message.
-fn es(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let iommufd = args.iter().any(|a| a == "--iommufd");
-    let pos: Vec<&String> = args.iter().skip(1).filter(|a| !a.starts_with("--")).collect();
-    let (Some(mut tap), [_gpu, ua, ub]) = (Tap::from_env(), pos.as_slice()) else {
-        eprintln!("usage: TAP_STATE=DIR rvgpu-migration-test GPU UUID_A UUID_B [--iommufd]");
-        std::process::exit(2);
-    };
-    let path = if iommufd { OpenPath::Iommufd } else { OpenPath::Container };
-    let tag = if iommufd { "iommufd" } else { "container" };
+    let Args { mut tap, uuid_a: ua, uuid_b: ub, path, tag, .. } = Args::parse("rvgpu-migration-test");
     // Both closed: the parameters can be set (a migration into B earlier may have changed B's).
-    let params = write_params(ua, PARAMS_A).and_then(|()| write_params(ub, ""));
+    let params = write_params(&ua, PARAMS_A).and_then(|()| write_params(&ub, ""));
     match params {
         Err(e) => println!("# aborted: setting vgpu_params: {e}"),
         Ok(()) => {
-            if let Err(e) = run(&mut tap, ua, ub, path, tag) {
+            if let Err(e) = run(&mut tap, &ua, &ub, path, tag) {
                 println!("# aborted: {e}");
             }
         }
     }
     // Anything not reported counts as failed (the runner also checks the plan).
     tap.fill_to(RESULTS, &format!("[{tag}] (not reached)"));
-    for u in [ua, ub] {
+    for u in [&ua, &ub] {
         if let Err(e) = write_params(u, "") {
             println!("# resetting the vgpu_params of {u}: {e}");
         }

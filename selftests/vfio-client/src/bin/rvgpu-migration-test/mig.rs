@@ -5,12 +5,13 @@
 
 use std::time::Instant;
 
+use vfio_client::harness::Gpu;
 use vfio_client::migration::stream::{self, Expect};
 use vfio_client::rvgpu::*;
 use vfio_client::tap::ensure;
 use vfio_client::{DataFd, DeviceState, ReadEnd};
 
-use crate::gpu::{read_params, type_id, Gpu};
+use crate::gpu::{read_params, type_id};
 
 /// Bytes per `read()` of a saving fd: odd, so reads end inside records.
 pub const READ_CHUNK: usize = (256 << 10) + 5;

@@ -5,14 +5,15 @@
 
 use std::time::Duration;
 
+use vfio_client::harness::{wait_for, Gpu, IDLE_TIMEOUT, RING_IOVA, RING_SIZE};
 use vfio_client::migration::stream;
 use vfio_client::rvgpu::*;
-use vfio_client::tap::ensure;
+use vfio_client::tap::{all, ensure};
 use vfio_client::DeviceState;
 
-use crate::gpu::{first_difference, read_params, sysfs_state_is, wait_for, Gpu, Snapshot};
+use crate::gpu::{first_difference, read_params, sysfs_state_is, MigrationGpu, Snapshot};
 use crate::mig::{recover, resume, save, set, set_nofd, SavePath, WRITE_CHUNK};
-use crate::{all, IDLE_TIMEOUT, PARAMS_A, RING_IOVA, RING_SIZE};
+use crate::PARAMS_A;
 
 // ----- 6: idle ---------------------------------------------------------------------------------
 

@@ -4,13 +4,13 @@
 //! on the same fd with what changed, the STATE record and END; STOP -> STOP_COPY streams it all
 //! on a new fd; `MIG_DATA_SIZE` stays within what a stream can hold.
 
+use vfio_client::harness::Gpu;
 use vfio_client::migration::stream::{self, Expect, Record, HEADER_SIZE, RECORD_SIZE, STATE_SIZE};
 use vfio_client::rvgpu::*;
-use vfio_client::tap::{ensure, expect_errno};
+use vfio_client::tap::{all, ensure, expect_errno};
 use vfio_client::{DataFd, DeviceState};
 
-use crate::all;
-use crate::gpu::{first_difference, sysfs_state_is, Gpu};
+use crate::gpu::{first_difference, sysfs_state_is};
 use crate::mig::{expect, read_to_end, recover, set, set_fd, set_nofd, state_matches, READ_CHUNK};
 
 /// A saving session left in STOP_COPY by result 4, and what it read so far.

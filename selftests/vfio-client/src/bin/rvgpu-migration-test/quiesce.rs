@@ -5,13 +5,13 @@
 
 use std::time::Duration;
 
+use vfio_client::harness::{drain, quiet, wait_for, Gpu, IDLE_TIMEOUT, IRQ_WAIT_MS, QUIET_MS};
 use vfio_client::rvgpu::*;
-use vfio_client::tap::ensure;
+use vfio_client::tap::{all, ensure};
 use vfio_client::{DeviceState, EventFd};
 
-use crate::gpu::{drain, quiet, sysfs_state_is, wait_for, Gpu};
+use crate::gpu::{sysfs_state_is, MigrationGpu};
 use crate::mig::{recover, set, set_fd, set_nofd};
-use crate::{all, IDLE_TIMEOUT, IRQ_WAIT_MS, QUIET_MS};
 
 /// Waits up to 2 s for VBLANK_COUNT to pass `from`.
 fn vblank_advances(g: &Gpu, what: &str) -> Result<(), String> {

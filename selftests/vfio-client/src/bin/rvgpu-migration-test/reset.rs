@@ -6,12 +6,13 @@
 
 use std::sync::mpsc;
 
-use vfio_client::tap::ensure;
+use vfio_client::harness::Gpu;
+use vfio_client::tap::{all, ensure, es};
 use vfio_client::{DataFd, DeviceState, OpenPath};
 
-use crate::gpu::{first_difference, sysfs_state_is, Gpu};
+use crate::gpu::{first_difference, sysfs_state_is, MigrationGpu};
 use crate::mig::{get, power_on, recover, reset, resume, save, set, set_fd, set_nofd, SavePath, WRITE_CHUNK};
-use crate::{all, es, HANG_TIMEOUT};
+use crate::HANG_TIMEOUT;
 
 /// Runs `f` on a thread of its own; its result, or `None` when it has not returned within
 /// [`HANG_TIMEOUT`] (the thread is then left behind, blocked).
