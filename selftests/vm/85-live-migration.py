@@ -27,7 +27,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from rvgpu import *  # noqa: E402,F403
 
-PLAN = 14
+PLAN = 16
 
 TYPE = "nvidia-9104"  # GRID RVGPU-16Q: 13 MiB of framebuffer, on every board
 LOAD_SECONDS = 75
@@ -136,12 +136,12 @@ def mig_attr(uuid):
 
 
 def migrate(tag, src_gpu, dst_gpu, dst_iommufd):
-    """One migration; reports seven results."""
+    """One migration; reports eight results."""
     t = f"[{tag}]"
     e1, a = create(src_gpu, TYPE)
     e2, b = create(dst_gpu, TYPE)
     if e1 or e2:
-        for _ in range(7):
+        for _ in range(8):
             fail(f"{t} create the source and destination vGPUs", f"create: {e1} {e2}")
         return
     tmp = tempfile.mkdtemp(prefix="rvgpu-mig.")
@@ -151,7 +151,7 @@ def migrate(tag, src_gpu, dst_gpu, dst_iommufd):
         check(f"{t} the nested guest boots on the source vGPU and starts its engine workload",
               start is not None, *nested_lines(tmp, "src")[-10:], open(f"{tmp}/src.out").read())
         if start is None:
-            for _ in range(5):
+            for _ in range(6):
                 fail(f"{t} (not reached: the guest did not start)")
         else:
             run_migration(t, tmp, src, start, a, b, dst_gpu, dst_iommufd)
@@ -163,10 +163,18 @@ def migrate(tag, src_gpu, dst_gpu, dst_iommufd):
 
 
 def run_migration(t, tmp, src, start, a, b, dst_gpu, dst_iommufd):
-    """Five results."""
+    """Six results."""
     dst = None
     try:
         diag(f"{t} {start}")
+        dbg = f"/sys/kernel/debug/vfio/{a}/migration"
+        try:
+            features, state = read(f"{dbg}/features").split(), read(f"{dbg}/state").strip()
+        except OSError as e:
+            features, state = [], f"unreadable: {e}"
+        check(f"{t} the VFIO core's debugfs shows the vGPU's migration features and state",
+              {"stop-copy", "p2p", "pre-copy", "dirty-tracking"} <= set(features) and state == "RUNNING",
+              f"{dbg}: features {features}, state {state}")
         base = int(re.search(r"base=(0x[0-9a-f]+)", start).group(1), 16)
         time.sleep(8)  # the engine is busy now
         dst = qemu(tmp, "dst", b, dst_iommufd, True)
