@@ -23,3 +23,6 @@ echo 1 >"/sys/bus/mdev/devices/$m/remove"
 
 # Interrupts and the engine, beside the kernel's mtty sample.
 "$root/selftests/bench/irq-in-vm.sh"
+
+# Live migration of the nested guest: rvgpu vGPUs of two sizes beside the emulated display.
+python3 "$root/selftests/bench/migration.py"
