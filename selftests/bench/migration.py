@@ -29,22 +29,6 @@ DOWNTIME_LIMIT_MS = 1000
 MIGRATE_TIMEOUT = 240
 
 
-def qemu(tmp, name, uuid, incoming, load):
-    bz, initrd = lm.nested_images()
-    dev = ["-device", "bochs-display,id=gpu0,addr=0x4"] if uuid is None else \
-        ["-device", f"vfio-pci,id=gpu0,addr=0x4,sysfsdev={MDEV_DEVICES}/{uuid}"]
-    append = f"console=ttyS0 panic=-1 quiet rvgpu.hold=900 rvgpu.load={load}"
-    argv = ["qemu-system-x86_64", "-machine", "pc", "-accel", "tcg", "-m", "128M", "-smp", "1",
-            "-nodefaults", "-no-user-config", "-vga", "none", "-display", "none", "-monitor", "none",
-            "-no-reboot", "-serial", f"file:{tmp}/{name}.serial",
-            "-qmp", f"unix:{tmp}/{name}.qmp,server=on,wait=off",
-            "-kernel", bz, "-initrd", initrd, "-append", append] + dev
-    if incoming:
-        argv += ["-incoming", "defer"]
-    return lm.subprocess.Popen(argv, stdin=lm.subprocess.DEVNULL, stdout=open(f"{tmp}/{name}.out", "w"),
-                               stderr=lm.subprocess.STDOUT)
-
-
 def row(gpu, type_name, busy, precopy):
     a = b = None
     if type_name:
@@ -53,14 +37,14 @@ def row(gpu, type_name, busy, precopy):
         for u in (a, b):
             write(f"{MDEV_DEVICES}/{u}/nvidia/vgpu_params", f"precopy={int(precopy)}\n")
     tmp = tempfile.mkdtemp(prefix="rvgpu-bench-mig.")
-    s = qemu(tmp, "src", a, False, 120 if busy else 0)
+    s = lm.qemu(tmp, "src", a, False, False, load=120 if busy else 0)
     d = None
     try:
         ready = lm.wait_line(tmp, "src", r"^NESTED: load start" if busy else r"^NESTED: ready", 300, s)
         if ready is None:
             return {"status": "no boot"}
         time.sleep(8 if busy else 2)
-        d = qemu(tmp, "dst", b, True, 0)
+        d = lm.qemu(tmp, "dst", b, False, True, load=0)
         qs, qd = lm.Qmp(f"{tmp}/src.qmp"), lm.Qmp(f"{tmp}/dst.qmp")
         caps = [{"capability": "return-path", "state": True}, {"capability": "switchover-ack", "state": True}]
         for q in (qs, qd):

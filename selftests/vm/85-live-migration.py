@@ -70,13 +70,18 @@ def nested_images():
     return out.stdout.split()
 
 
-def qemu(tmp, name, uuid, iommufd, incoming):
+def qemu(tmp, name, uuid, iommufd, incoming, load=LOAD_SECONDS):
+    """The nested guest's QEMU on vGPU `uuid` (QEMU's emulated bochs-display if None), with its
+    engine workload running for `load` seconds (0: none)."""
     bz, initrd = nested_images()
     sysfsdev = f"{MDEV_DEVICES}/{uuid}"
-    dev = ["-device", f"vfio-pci,id=gpu0,addr=0x4,sysfsdev={sysfsdev}"]
-    if iommufd:
+    if uuid is None:
+        dev = ["-device", "bochs-display,id=gpu0,addr=0x4"]
+    elif iommufd:
         dev = ["-object", "iommufd,id=fd0", "-device", f"vfio-pci,id=gpu0,addr=0x4,iommufd=fd0,sysfsdev={sysfsdev}"]
-    append = f"console=ttyS0 panic=-1 quiet rvgpu.hold=900 rvgpu.load={LOAD_SECONDS}"
+    else:
+        dev = ["-device", f"vfio-pci,id=gpu0,addr=0x4,sysfsdev={sysfsdev}"]
+    append = f"console=ttyS0 panic=-1 quiet rvgpu.hold=900 rvgpu.load={load}"
     argv = ["qemu-system-x86_64", "-machine", "pc", "-accel", "tcg", "-m", "128M", "-smp", "1",
             "-nodefaults", "-no-user-config", "-vga", "none", "-display", "none", "-monitor", "none",
             "-no-reboot", "-serial", f"file:{tmp}/{name}.serial",
