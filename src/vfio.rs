@@ -13,6 +13,8 @@
 //!   trampolines, [`uapi`] the copies of VFIO uapi structures to and from user space);
 //! - [`migration`]: live migration (v2) and DMA dirty logging;
 //! - [`dma`]: pinning guest pages by IOVA;
+//! - [`vma`]: device-file mappings filled in on fault that report first writes (dirty tracking
+//!   of a mapped BAR), and zapping them;
 //! - [`eventfd`]: signalling user space;
 //! - [`sysfs`]: attribute groups whose callbacks end in Rust;
 //! - [`support`]: small wrappers for kernel facilities the 7.3 `kernel` crate does not offer yet
@@ -27,6 +29,7 @@ pub(crate) mod migration;
 pub(crate) mod support;
 pub(crate) mod sysfs;
 mod uapi;
+pub(crate) mod vma;
 
 pub(crate) use device::{
     Device,

@@ -30,6 +30,7 @@ use crate::vfio::{
 mod attrs;
 pub(crate) mod bar2;
 mod config;
+mod dirty;
 pub(crate) mod display;
 mod edid;
 mod engine;

@@ -6,10 +6,11 @@
 # once through iommufd/cdev (selftests/vfio-client, rvgpu-migration-test): the migration feature,
 # every arc of the device state machine, STOP quiescing the engine, the PRE_COPY and STOP_COPY
 # data fd, migrating A to B idle and with commands queued, A -> B -> A twice, corrupted streams
-# refused, reset and close in the middle of a session, DMA logging of the engine's writes.
-# 11 results per path, and the kernel-log check.
+# refused, reset and close in the middle of a session, DMA logging of the engine's writes, the
+# framebuffer's dirty tracking (pages changed in PRE_COPY sent again, STOP_COPY only those).
+# 12 results per path, and the kernel-log check.
 . "$(dirname "$0")/../lib.sh"
-plan 23
+plan 25
 
 mark=$(dmesg_mark)
 load_rvgpu

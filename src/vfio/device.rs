@@ -44,6 +44,7 @@ use super::{
         MigOps,
         MigState, //
     },
+    vma::Mappings,
 };
 
 mod ops;
@@ -288,6 +289,11 @@ impl Mmap<'_> {
         (pgoff >> shift, (pgoff & ((1 << shift) - 1)) << PAGE_SHIFT)
     }
 
+    /// The VMA being set up.
+    pub(super) fn as_ptr(&self) -> *mut bindings::vm_area_struct {
+        self.vma.as_ptr()
+    }
+
     /// The length of the mapping, in bytes.
     pub(crate) fn len(&self) -> u64 {
         (self.vma.end() - self.vma.start()) as u64
@@ -297,17 +303,51 @@ impl Mmap<'_> {
     pub(crate) fn is_shared(&self) -> bool {
         self.vma.flags() & kernel::mm::virt::flags::SHARED != 0
     }
+}
 
-    /// Maps the whole range onto the physical memory at `phys` (I/O memory, write-combining).
-    pub(crate) fn remap_io_wc(&self, phys: u64) -> Result {
-        if phys % kernel::page::PAGE_SIZE as u64 != 0 {
-            return Err(EINVAL);
+/// A counted reference to a VFIO device: the `struct vfio_device` (and the inode of its file)
+/// stays allocated until the reference is dropped, whether or not the device is still open or
+/// registered.
+///
+/// # Invariants
+///
+/// `vdev` is a VFIO device whose embedded `struct device` we hold a reference on.
+pub(crate) struct DeviceRef {
+    vdev: NonNull<bindings::vfio_device>,
+}
+
+// SAFETY: The reference keeps the VFIO device allocated; the C functions used are thread-safe.
+unsafe impl Send for DeviceRef {}
+// SAFETY: See `Send`.
+unsafe impl Sync for DeviceRef {}
+
+impl DeviceRef {
+    /// Takes a reference on `vdev`.
+    ///
+    /// # Safety
+    ///
+    /// `vdev` must be a valid VFIO device (allocated by `_vfio_alloc_device()`).
+    unsafe fn new(vdev: *mut bindings::vfio_device) -> Self {
+        // SAFETY: `vdev` is valid by the safety requirements; its `device` is initialised by
+        // `_vfio_alloc_device()` and reference counted.
+        unsafe { bindings::get_device(bindings::rvgpu_vfio_device_dev(vdev)) };
+        // INVARIANT: We took a reference. `vdev` is not null (it is valid).
+        Self {
+            // SAFETY: A valid pointer is not null.
+            vdev: unsafe { NonNull::new_unchecked(vdev) },
         }
-        let pfn = usize::try_from(phys >> PAGE_SHIFT)?;
-        let len = usize::try_from(self.len())?;
-        // SAFETY: The VMA is being set up by mmap, so its flags and protection may be changed and
-        // its range populated; the caller maps only memory its device owns.
-        to_result(unsafe { bindings::rvgpu_remap_io_wc(self.vma.as_ptr(), pfn, len) })
+    }
+
+    /// The C device; valid for as long as `self` lives.
+    pub(crate) fn as_ptr(&self) -> *mut bindings::vfio_device {
+        self.vdev.as_ptr()
+    }
+}
+
+impl Drop for DeviceRef {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant we hold a reference on the device; this may free it.
+        unsafe { bindings::put_device(bindings::rvgpu_vfio_device_dev(self.vdev.as_ptr())) };
     }
 }
 
@@ -335,8 +375,17 @@ impl<T: DeviceOps> Device<T> {
 
     /// A counted handle for reaching the device's guest memory from outside its callbacks.
     pub(crate) fn dma_handle(&self) -> Result<Arc<DmaHandle>> {
+        DmaHandle::new(self.counted())
+    }
+
+    /// A counted handle on the user-space mappings of the device file.
+    pub(crate) fn mappings(&self) -> Mappings {
+        Mappings::new(self.counted())
+    }
+
+    fn counted(&self) -> DeviceRef {
         // SAFETY: `vdev` is a valid VFIO device (type invariant).
-        unsafe { DmaHandle::new(self.vdev.get()) }
+        unsafe { DeviceRef::new(self.vdev.get()) }
     }
 
     /// The C device.

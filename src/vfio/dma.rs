@@ -11,7 +11,10 @@ use kernel::{
     sync::Arc, //
 };
 
-use super::bindings;
+use super::{
+    bindings,
+    device::DeviceRef, //
+};
 
 /// `IOMMU_READ` / `IOMMU_WRITE` for `vfio_pin_pages()`.
 const IOMMU_READ: c_int = 1;
@@ -25,31 +28,12 @@ const IOMMU_WRITE: c_int = 2;
 /// its `dma_unmap` callback for the page's IOVA returns: the VFIO core requires it (type1 retries
 /// an unmap that still has pins and then hits a `BUG_ON`, iommufd warns), and
 /// `vfio_unpin_pages()` refuses with a warning once the device is closed.
-///
-/// # Invariants
-///
-/// `vdev` is a VFIO device whose embedded `struct device` we hold a reference on.
 pub(crate) struct DmaHandle {
-    vdev: NonNull<bindings::vfio_device>,
+    vdev: DeviceRef,
 }
 
-// SAFETY: The reference keeps the VFIO device allocated; the C functions used are thread-safe.
-unsafe impl Send for DmaHandle {}
-// SAFETY: See `Send`.
-unsafe impl Sync for DmaHandle {}
-
 impl DmaHandle {
-    /// Takes a reference on `vdev`.
-    ///
-    /// # Safety
-    ///
-    /// `vdev` must be a valid VFIO device (allocated by `_vfio_alloc_device()`).
-    pub(crate) unsafe fn new(vdev: *mut bindings::vfio_device) -> Result<Arc<Self>> {
-        let vdev = NonNull::new(vdev).ok_or(EINVAL)?;
-        // SAFETY: `vdev` is valid by the safety requirements; its `device` is initialised by
-        // `_vfio_alloc_device()` and reference counted.
-        unsafe { bindings::get_device(bindings::rvgpu_vfio_device_dev(vdev.as_ptr())) };
-        // INVARIANT: We took a reference (dropped again if the allocation fails).
+    pub(crate) fn new(vdev: DeviceRef) -> Result<Arc<Self>> {
         Ok(Arc::new(Self { vdev }, GFP_KERNEL)?)
     }
 
@@ -65,7 +49,8 @@ impl DmaHandle {
             IOMMU_READ
         };
         let mut page: *mut bindings::page = core::ptr::null_mut();
-        // SAFETY: By the type invariant `vdev` is valid; `page` has room for one pointer.
+        // SAFETY: `vdev` is a valid VFIO device (`DeviceRef` invariant); `page` has room for one
+        // pointer.
         let n = unsafe { bindings::vfio_pin_pages(self.vdev.as_ptr(), iova, 1, prot, &mut page) };
         if n < 0 {
             return Err(Error::from_errno(n));
@@ -84,13 +69,6 @@ impl DmaHandle {
             iova,
             writable: write,
         })
-    }
-}
-
-impl Drop for DmaHandle {
-    fn drop(&mut self) {
-        // SAFETY: By the type invariant we hold a reference on the device; this may free it.
-        unsafe { bindings::put_device(bindings::rvgpu_vfio_device_dev(self.vdev.as_ptr())) };
     }
 }
 

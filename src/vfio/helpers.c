@@ -31,17 +31,6 @@ struct device *rvgpu_vfio_device_dev(struct vfio_device *vdev)
 	return &vdev->device;
 }
 
-/*
- * Maps I/O memory (a device BAR) into a VMA being set up by mmap, write-combining, the way
- * vfio-pci maps BARs: VM_IO | VM_PFNMAP, not expandable, not dumped.
- */
-int rvgpu_remap_io_wc(struct vm_area_struct *vma, unsigned long pfn, unsigned long size)
-{
-	vm_flags_set(vma, VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP);
-	vma->vm_page_prot = pgprot_writecombine(vma->vm_page_prot);
-	return io_remap_pfn_range(vma, vma->vm_start, pfn, size, vma->vm_page_prot);
-}
-
 void rvgpu_eventfd_signal(struct eventfd_ctx *ctx)
 {
 	eventfd_signal(ctx);
@@ -105,4 +94,24 @@ unsigned int rvgpu_log_ranges(struct rb_root_cached *ranges, unsigned long long 
 		n++;
 	}
 	return n;
+}
+
+/*
+ * Sets a VMA being set up by mmap to be filled in on fault (VM_IO | VM_PFNMAP, not expandable,
+ * not dumped, write-combining, as vfio-pci maps BARs). With a pfn_mkwrite handler in ops, the
+ * mm core then maps its shared pages read-only until their first write.
+ */
+void rvgpu_vma_map_on_fault(struct vm_area_struct *vma, const struct vm_operations_struct *ops,
+			    void *priv)
+{
+	vm_flags_set(vma, VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP);
+	vma->vm_page_prot = pgprot_writecombine(vma->vm_page_prot);
+	vma->vm_private_data = priv;
+	vma->vm_ops = ops;
+}
+
+/* Zaps [start, start + len) of the device file from every mapping of it (as vfio-pci does). */
+void rvgpu_vfio_zap(struct vfio_device *vdev, unsigned long long start, unsigned long long len)
+{
+	unmap_mapping_range(vdev->inode->i_mapping, start, len, true);
 }

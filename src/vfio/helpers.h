@@ -16,10 +16,10 @@ struct eventfd_ctx;
 struct page;
 struct vfio_device;
 struct vm_area_struct;
+struct vm_operations_struct;
 
 void rvgpu_vfio_put_device(struct vfio_device *vdev);
 struct device *rvgpu_vfio_device_dev(struct vfio_device *vdev);
-int rvgpu_remap_io_wc(struct vm_area_struct *vma, unsigned long pfn, unsigned long size);
 void rvgpu_eventfd_signal(struct eventfd_ctx *ctx);
 void rvgpu_page_read(struct page *page, unsigned int offset, void *buf, unsigned int len);
 void rvgpu_page_write(struct page *page, unsigned int offset, const void *buf, unsigned int len);
@@ -30,5 +30,8 @@ struct file *rvgpu_mig_file(const char *name, const struct file_operations *fops
 unsigned int rvgpu_log_ranges(struct rb_root_cached *ranges, unsigned long long *start,
 			      unsigned long long *last, unsigned int max);
 void rvgpu_current_comm(char *buf, unsigned int len);
+void rvgpu_vma_map_on_fault(struct vm_area_struct *vma, const struct vm_operations_struct *ops,
+			    void *priv);
+void rvgpu_vfio_zap(struct vfio_device *vdev, unsigned long long start, unsigned long long len);
 
 #endif /* RVGPU_VFIO_HELPERS_H */

@@ -73,13 +73,14 @@ impl Vgpu {
             VgpuAttr::Migration => {
                 let precopy = self.state.lock().params.precopy;
                 let m = self.mig.lock();
-                let (saved, loaded, rounds) = m.counters();
+                let c = m.counters();
                 out.emit(fmt!(
-                    "state={} saved_bytes={} loaded_bytes={} precopy_rounds={} dirty_pages={} precopy={}\n",
+                    "state={} saved_bytes={} loaded_bytes={} precopy_rounds={} vram_resent_pages={} dirty_pages={} precopy={}\n",
                     m.state.name(),
-                    saved,
-                    loaded,
-                    rounds,
+                    c.saved,
+                    c.loaded,
+                    c.rounds,
+                    c.resent_pages,
                     self.engine.dirty_pages(),
                     if precopy { "on" } else { "off" }
                 ))

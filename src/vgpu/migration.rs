@@ -10,9 +10,9 @@
 //! | RUNNING ⇄ RUNNING_P2P, PRE_COPY ⇄ PRE_COPY_P2P | nothing: a vGPU makes no peer-to-peer DMA |
 //! | RUNNING_P2P → STOP | the engine stops at a command boundary; no interrupt, no vblank |
 //! | STOP → RUNNING_P2P | the engine goes on (a doorbell written while stopped runs now) |
-//! | RUNNING(_P2P) → PRE_COPY(_P2P) | a saving stream starts: header, then the framebuffer |
+//! | RUNNING(_P2P) → PRE_COPY(_P2P) | a saving stream starts: header, then sweeps of the framebuffer's changed pages |
 //! | PRE_COPY(_P2P) → RUNNING(_P2P) | the saving stream ends |
-//! | PRE_COPY(_P2P) → STOP_COPY | the engine stops; the same stream goes on with the framebuffer, the device state and the end |
+//! | PRE_COPY(_P2P) → STOP_COPY | the engine stops; the same stream goes on with the pages still changed, the device state and the end |
 //! | STOP → STOP_COPY | a saving stream of everything |
 //! | STOP_COPY → STOP | the saving stream ends |
 //! | STOP → RESUMING | a resuming stream starts |
@@ -55,6 +55,17 @@ use stream::{
     StreamId, //
 };
 
+/// What `nvidia/migration` counts, over every transfer since the vGPU was created.
+pub(crate) struct Counters {
+    /// Bytes of saving and of resuming streams.
+    pub(crate) saved: u64,
+    pub(crate) loaded: u64,
+    /// Pre-copy sweeps of the framebuffer that sent something.
+    pub(crate) rounds: u64,
+    /// Framebuffer pages sent again because they changed after they were sent.
+    pub(crate) resent_pages: u64,
+}
+
 /// A vGPU's migration state (under `Vgpu::mig`).
 pub(crate) struct MigCtl {
     pub(crate) state: MigState,
@@ -64,6 +75,7 @@ pub(crate) struct MigCtl {
     saved: u64,
     loaded: u64,
     rounds: u64,
+    resent: u64,
     /// The last RESUMING -> STOP refused the stream.
     resume_failed: bool,
 }
@@ -77,6 +89,7 @@ impl MigCtl {
             saved: 0,
             loaded: 0,
             rounds: 0,
+            resent: 0,
             resume_failed: false,
         }
     }
@@ -84,9 +97,10 @@ impl MigCtl {
     /// Ends any transfer: its file reads or writes fail from now on.
     fn end_transfers(&mut self) {
         if let Some(s) = self.saver.take() {
-            let (sent, rounds) = s.progress();
+            let (sent, rounds, resent) = s.progress();
             self.saved += sent;
             self.rounds += rounds;
+            self.resent += resent;
             s.disable();
         }
         if let Some(r) = self.resumer.take() {
@@ -95,15 +109,16 @@ impl MigCtl {
         }
     }
 
-    /// Bytes saved and loaded and pre-copy passes drained, the transfer under way included.
-    pub(crate) fn counters(&self) -> (u64, u64, u64) {
-        let (sent, rounds) = self.saver.as_ref().map_or((0, 0), |s| s.progress());
+    /// The counters of `nvidia/migration`, the transfer under way included.
+    pub(crate) fn counters(&self) -> Counters {
+        let (sent, rounds, resent) = self.saver.as_ref().map_or((0, 0, 0), |s| s.progress());
         let received = self.resumer.as_ref().map_or(0, |r| r.received());
-        (
-            self.saved + sent,
-            self.loaded + received,
-            self.rounds + rounds,
-        )
+        Counters {
+            saved: self.saved + sent,
+            loaded: self.loaded + received,
+            rounds: self.rounds + rounds,
+            resent_pages: self.resent + resent,
+        }
     }
 
     /// Back to RUNNING with no transfer (open, close, reset).
@@ -217,7 +232,12 @@ impl Vgpu {
             }
             (Running, PreCopy) | (RunningP2p, PreCopyP2p) => {
                 let precopy = self.state.lock().params.precopy;
-                let saver = Saver::new(self.slice.clone(), self.stream_id(), precopy)?;
+                let saver = Saver::new(
+                    self.slice.clone(),
+                    dev.mappings(),
+                    self.stream_id(),
+                    precopy,
+                )?;
                 let file = MigFile::new(saver.clone(), false)?;
                 m.saver = Some(saver);
                 Ok(Some(file))
@@ -233,7 +253,8 @@ impl Vgpu {
                 Ok(None)
             }
             (Stop, StopCopy) => {
-                let saver = Saver::new(self.slice.clone(), self.stream_id(), false)?;
+                let saver =
+                    Saver::new(self.slice.clone(), dev.mappings(), self.stream_id(), false)?;
                 saver.stop_copy(self.capture()?);
                 let file = MigFile::new(saver.clone(), false)?;
                 m.saver = Some(saver);

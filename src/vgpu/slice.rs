@@ -6,6 +6,10 @@
 //! usable part, so the host's reservation at the end of the profile (and every other vGPU's
 //! slice) is out of reach by construction. Dropping it scrubs the whole slice and gives it back
 //! to the GPU.
+//!
+//! The slice also knows which of its pages changed ([`DirtyPages`]): every write through it
+//! marks its pages, and so does the guest's first write to a page of its BAR0 mapping, which is
+//! filled in on fault ([`FaultBacking`]) rather than mapped up front.
 
 use kernel::{
     prelude::*,
@@ -13,6 +17,10 @@ use kernel::{
 };
 
 use super::{
+    dirty::{
+        self,
+        DirtyPages, //
+    },
     gpu::Gpu,
     types::VgpuType,
     vram::{
@@ -20,7 +28,13 @@ use super::{
         Slice, //
     },
 };
-use crate::vfio::device::Mmap;
+use crate::vfio::{
+    device::Mmap,
+    vma::FaultBacking, //
+};
+
+/// The VFIO region the slice is mapped as (BAR0).
+const FB_REGION: u32 = crate::vfio::bindings::VFIO_PCI_BAR0_REGION_INDEX;
 
 /// A vGPU's slice of VRAM.
 pub(crate) struct VramSlice {
@@ -28,6 +42,7 @@ pub(crate) struct VramSlice {
     slice: Slice,
     /// The usable part, from the start of the slice.
     usable: u64,
+    dirty: DirtyPages,
 }
 
 impl VramSlice {
@@ -37,11 +52,13 @@ impl VramSlice {
         vtype: &VgpuType,
         uuid: [u8; 16],
     ) -> Result<Self, AllocError> {
+        let dirty = DirtyPages::new(vtype.usable_bytes()).map_err(|_| AllocError::NoMemory)?;
         let slice = gpu.alloc(vtype, uuid)?;
         Ok(Self {
             gpu: gpu.clone(),
             slice,
             usable: vtype.usable_bytes(),
+            dirty,
         })
     }
 
@@ -58,6 +75,11 @@ impl VramSlice {
     /// The usable size: what the vGPU's guest may reach.
     pub(crate) fn usable(&self) -> u64 {
         self.usable
+    }
+
+    /// Which pages changed since a sender last took them.
+    pub(crate) fn dirty(&self) -> &DirtyPages {
+        &self.dirty
     }
 
     /// The VRAM offset of `[off, off + len)` of the slice; `EINVAL` beyond its usable part.
@@ -78,7 +100,9 @@ impl VramSlice {
     /// Writes `data` at `off` (a few KiB at a time). `ENODEV` once the board is gone.
     pub(crate) fn write(&self, off: u64, data: &[u8]) -> Result {
         let at = self.at(off, data.len() as u64)?;
-        self.gpu.board().vram_write(at, data)
+        let r = self.gpu.board().vram_write(at, data);
+        self.dirty.mark(off, data.len() as u64);
+        r
     }
 
     /// Zeroes `[off, off + len)` (rounded up to 8 bytes, within the usable part), a bounded step
@@ -86,13 +110,31 @@ impl VramSlice {
     pub(crate) fn clear(&self, off: u64, len: u64) -> Result {
         let len = len.next_multiple_of(8).min(self.usable.saturating_sub(off));
         let at = self.at(off, len)?;
-        self.gpu.board().vram_clear(at, len)
+        let r = self.gpu.board().vram_clear(at, len);
+        self.dirty.mark(off, len);
+        r
     }
 
-    /// Maps `[off, off + vma.len())` of the slice into user space (write-combining).
-    pub(crate) fn mmap(&self, off: u64, vma: &Mmap<'_>) -> Result {
-        let at = self.at(off, vma.len())?;
-        vma.remap_io_wc(self.gpu.board().vram_phys() + at)
+    /// Maps `[off, off + vma.len())` of the slice into user space (write-combining), filled in
+    /// on fault.
+    pub(crate) fn mmap(self: &Arc<Self>, off: u64, vma: &Mmap<'_>) -> Result {
+        self.at(off, vma.len())?;
+        vma.map_on_fault(self.clone())
+    }
+}
+
+impl FaultBacking for VramSlice {
+    fn page(&self, index: u32, offset: u64) -> Result<u64> {
+        if index != FB_REGION {
+            return Err(EINVAL);
+        }
+        Ok(self.gpu.board().vram_phys() + self.at(offset, dirty::PAGE)?)
+    }
+
+    fn first_write(&self, index: u32, offset: u64) {
+        if index == FB_REGION {
+            self.dirty.mark(offset, 1);
+        }
     }
 }
 

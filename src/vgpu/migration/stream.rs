@@ -22,6 +22,7 @@ use kernel::{
 };
 
 use super::super::{
+    dirty,
     slice::VramSlice,
     uapi::{
         self,
@@ -30,15 +31,21 @@ use super::super::{
         rvgpu_mig_state, //
     },
 };
-use crate::vfio::migration::{
-    DataFile,
-    PrecopyInfo, //
+use crate::vfio::{
+    bindings::VFIO_PCI_BAR0_REGION_INDEX as FB_REGION,
+    migration::{
+        DataFile,
+        PrecopyInfo, //
+    },
+    vma::Mappings,
 };
 
 const HEADER: usize = size_of::<rvgpu_mig_header>();
 const RECORD: usize = size_of::<rvgpu_mig_record>();
 const STATE: usize = size_of::<rvgpu_mig_state>();
 const VRAM_MAX: u64 = uapi::RVGPU_MIG_VRAM_MAX as u64;
+// A saver's record is a run of pages within one bitmap word.
+const _: () = assert!(dirty::WORD_PAGES * dirty::PAGE <= VRAM_MAX);
 /// VRAM moves between the slice and user space through a buffer of this size.
 const CHUNK: usize = 4096;
 
@@ -117,11 +124,11 @@ fn record(kind: u32, len: u32, offset: u64) -> rvgpu_mig_record {
 /// Where a saving stream is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
-    /// Pre-copy: the framebuffer from `next` on.
-    Initial,
-    /// Pre-copy, all initial data read: a temporary end of stream.
+    /// Pre-copy: sweeps of the framebuffer's changed pages (the first sweep is the initial data).
+    PreCopy,
+    /// Pre-copy with the framebuffer left for stop-copy: only the header, then a temporary end.
     Idle,
-    /// Stop-copy: the framebuffer (again) from `next` on.
+    /// Stop-copy: the pages still changed, then the device state and the end.
     Final,
     State,
     End,
@@ -135,59 +142,105 @@ struct SaverInner {
     pending_pos: usize,
     /// The framebuffer bytes of the VRAM record being read: offset and bytes left.
     body: Option<(u64, u64)>,
-    /// The next framebuffer offset of the current pass.
-    next: u64,
+    /// The dirty-bitmap word the sweep looks at next.
+    cursor: usize,
+    /// Pages of word `word` taken from the bitmap and not sent yet (a record per run).
+    taken: u64,
+    word: usize,
+    /// The first sweep of the pre-copy phase is complete (`initial_bytes` is 0 from then on).
+    initial_done: bool,
+    /// The framebuffer went in the pre-copy phase: pages sent after the first sweep are pages
+    /// sent again.
+    tracked: bool,
     /// The device state, from the switch to stop-copy.
     state: Option<KBox<rvgpu_mig_state>>,
     /// The device left the saving states (reset, close, the end of the transfer).
     disabled: bool,
-    /// Bytes read so far, and pre-copy passes drained.
+    /// Bytes read so far, pre-copy sweeps completed, and pages sent again after the first sweep.
     sent: u64,
     rounds: u64,
+    resent: u64,
+    /// Pages sent in the sweep under way.
+    swept: u64,
 }
 
 /// The saving stream of one transfer (PRE_COPY, PRE_COPY_P2P and STOP_COPY share it).
+///
+/// The framebuffer goes as VRAM records of changed pages (see `super::super::dirty`): pre-copy
+/// sweeps the dirty bitmap from start to end again and again, sending what the guest and the
+/// engine changed since; stop-copy sends what is still marked. So `initial_bytes` is what the first
+/// sweep still has to send, `dirty_bytes` what later sweeps have, and the stop-copy size the
+/// pages marked now.
 #[pin_data]
 pub(crate) struct Saver {
     slice: Arc<VramSlice>,
+    mappings: Mappings,
     fb_size: u64,
     #[pin]
     inner: Mutex<SaverInner>,
 }
 
+/// Framebuffer bytes of `pages` pages in VRAM records (a record holds up to a word's pages:
+/// exact for whole words, as in a first sweep).
+fn page_bytes(pages: u64) -> u64 {
+    pages * dirty::PAGE + pages.div_ceil(dirty::WORD_PAGES) * RECORD as u64
+}
+
 impl Saver {
     /// A stream for `id`; `precopy`: the framebuffer goes in the pre-copy phase (else only the
-    /// header, and everything in stop-copy).
-    pub(crate) fn new(slice: Arc<VramSlice>, id: StreamId, precopy: bool) -> Result<Arc<Self>> {
+    /// header, and everything in stop-copy). `mappings` are zapped as pages are taken, so that
+    /// the guest's next write to one is seen.
+    pub(crate) fn new(
+        slice: Arc<VramSlice>,
+        mappings: Mappings,
+        id: StreamId,
+        precopy: bool,
+    ) -> Result<Arc<Self>> {
         let mut pending = KVec::with_capacity(HEADER, GFP_KERNEL)?;
         pending.extend_from_slice(id.header().as_bytes(), GFP_KERNEL)?;
         let fb_size = u64::from(id.fb_size);
+        if precopy {
+            // Everything is to be sent; the pages mapped writable now must report their next
+            // write.
+            slice.dirty().mark_all();
+            mappings.zap(FB_REGION, 0, fb_size);
+        }
         Arc::pin_init(
             pin_init!(Self {
                 slice,
+                mappings,
                 fb_size,
                 inner <- new_mutex!(SaverInner {
-                    phase: if precopy { Phase::Initial } else { Phase::Idle },
+                    phase: if precopy { Phase::PreCopy } else { Phase::Idle },
                     pending,
                     pending_pos: 0,
                     body: None,
-                    next: 0,
+                    cursor: 0,
+                    taken: 0,
+                    word: 0,
+                    initial_done: !precopy,
+                    tracked: precopy,
                     state: None,
                     disabled: false,
                     sent: 0,
                     rounds: 0,
+                    resent: 0,
+                    swept: 0,
                 }),
             }),
             GFP_KERNEL,
         )
     }
 
-    /// The switch to stop-copy: the framebuffer is sent (again, whole: what the guest wrote
-    /// during pre-copy is not tracked yet), then `state`, then the end.
+    /// The switch to stop-copy (the guest and the engine are stopped): the pages still marked
+    /// (all of them if the framebuffer was left for stop-copy), then `state`, then the end.
     pub(crate) fn stop_copy(&self, state: KBox<rvgpu_mig_state>) {
         let mut s = self.inner.lock();
+        if s.phase == Phase::Idle {
+            self.slice.dirty().mark_all();
+        }
         s.state = Some(state);
-        s.next = 0;
+        s.cursor = 0;
         s.phase = Phase::Final;
     }
 
@@ -196,31 +249,31 @@ impl Saver {
         self.inner.lock().disabled = true;
     }
 
-    /// Bytes read so far and pre-copy passes drained.
-    pub(crate) fn progress(&self) -> (u64, u64) {
+    /// Bytes read so far, pre-copy sweeps completed, pages sent again after the first sweep.
+    pub(crate) fn progress(&self) -> (u64, u64, u64) {
         let s = self.inner.lock();
-        (s.sent, s.rounds)
+        (s.sent, s.rounds, s.resent)
     }
 
-    /// Framebuffer bytes from `next` on, with their record headers.
-    fn vram_bytes(&self, next: u64) -> u64 {
-        let left = self.fb_size.saturating_sub(next);
-        left + left.div_ceil(VRAM_MAX) * RECORD as u64
+    /// Bytes of the record being read, and of the pages taken but not sent yet.
+    fn in_flight(s: &SaverInner) -> u64 {
+        (s.pending.len() - s.pending_pos) as u64
+            + s.body.map_or(0, |(_, l)| l)
+            + page_bytes(u64::from(s.taken.count_ones()))
     }
 
     /// What stop-copy still has to send from here (an estimate while in pre-copy).
     pub(crate) fn stop_copy_bytes(&self) -> u64 {
         let s = self.inner.lock();
         let tail = (RECORD + STATE + RECORD) as u64;
-        let pending = (s.pending.len() - s.pending_pos) as u64 + s.body.map_or(0, |(_, l)| l);
+        let dirty = self.slice.dirty();
+        let now = Self::in_flight(&s);
         match s.phase {
-            Phase::Initial | Phase::Idle | Phase::Final => {
-                let from = if s.phase == Phase::Final { s.next } else { 0 };
-                pending + self.vram_bytes(from) + tail
-            }
-            Phase::State => pending + tail,
-            Phase::End => pending + RECORD as u64,
-            Phase::Done => pending,
+            Phase::Idle => now + page_bytes(self.fb_size.div_ceil(dirty::PAGE)) + tail,
+            Phase::PreCopy | Phase::Final => now + page_bytes(dirty.count(0, dirty.len())) + tail,
+            Phase::State => now + tail,
+            Phase::End => now + RECORD as u64,
+            Phase::Done => now,
         }
     }
 
@@ -229,23 +282,62 @@ impl Saver {
         s.pending.clear();
         s.pending_pos = 0;
         match s.phase {
-            Phase::Initial | Phase::Final => {
-                if s.next >= self.fb_size {
-                    s.phase = if s.phase == Phase::Initial {
-                        s.rounds += 1;
-                        Phase::Idle
+            Phase::PreCopy | Phase::Final => loop {
+                if s.taken != 0 {
+                    // The next run of taken pages: one record.
+                    let first = s.taken.trailing_zeros();
+                    let run = (!(s.taken >> first)).trailing_zeros().min(64 - first);
+                    let mask = if run == 64 {
+                        u64::MAX
                     } else {
-                        Phase::State
+                        ((1u64 << run) - 1) << first
                     };
+                    s.taken &= !mask;
+                    let off = (s.word as u64 * dirty::WORD_PAGES + u64::from(first)) * dirty::PAGE;
+                    let len = (u64::from(run) * dirty::PAGE).min(self.fb_size.saturating_sub(off));
+                    if len == 0 {
+                        continue;
+                    }
+                    if s.initial_done && s.tracked {
+                        s.resent += u64::from(run);
+                    }
+                    s.swept += u64::from(run);
+                    let r = record(uapi::RVGPU_MIG_REC_VRAM, len as u32, off);
+                    s.pending.extend_from_slice(r.as_bytes(), GFP_KERNEL)?;
+                    s.body = Some((off, len));
                     return Ok(true);
                 }
-                let len = VRAM_MAX.min(self.fb_size - s.next);
-                let r = record(uapi::RVGPU_MIG_REC_VRAM, len as u32, s.next);
-                s.pending.extend_from_slice(r.as_bytes(), GFP_KERNEL)?;
-                s.body = Some((s.next, len));
-                s.next += len;
-                Ok(true)
-            }
+                let dirty = self.slice.dirty();
+                if let Some(w) = dirty.next(s.cursor) {
+                    s.taken = dirty.take(w);
+                    s.word = w;
+                    s.cursor = w + 1;
+                    if s.phase == Phase::PreCopy {
+                        // Before the pages are read: the guest's next write to one of them
+                        // marks it again.
+                        let span = dirty::WORD_PAGES * dirty::PAGE;
+                        self.mappings.zap(FB_REGION, w as u64 * span, span);
+                    }
+                    continue;
+                }
+                // The end of a sweep.
+                s.cursor = 0;
+                if s.phase == Phase::PreCopy {
+                    // A round is a sweep that sent something (or the first, initial one).
+                    if s.swept > 0 || !s.initial_done {
+                        s.rounds += 1;
+                    }
+                    s.swept = 0;
+                    s.initial_done = true;
+                    // Pages changed behind the sweep start the next one at the next read: a
+                    // temporary end of stream now lets QEMU see how much is left.
+                    return Ok(false);
+                }
+                if dirty.next(0).is_none() {
+                    s.phase = Phase::State;
+                    return Ok(true);
+                }
+            },
             Phase::Idle | Phase::Done => Ok(false),
             Phase::State => {
                 let r = record(uapi::RVGPU_MIG_REC_STATE, STATE as u32, 0);
@@ -292,8 +384,8 @@ impl DataFile for Saver {
             }
         }
         s.sent += done as u64;
-        if done == 0 && s.phase == Phase::Idle {
-            // A temporary end of stream: more may come (stop-copy).
+        if done == 0 && matches!(s.phase, Phase::PreCopy | Phase::Idle) {
+            // A temporary end of stream: more may come (later sweeps, stop-copy).
             return Err(ENOMSG);
         }
         Ok(done)
@@ -301,23 +393,23 @@ impl DataFile for Saver {
 
     fn precopy_info(&self) -> Result<PrecopyInfo> {
         let s = self.inner.lock();
-        let initial = match s.phase {
-            Phase::Initial | Phase::Idle => {
-                let pending = (s.pending.len() - s.pending_pos) as u64;
-                let body = s.body.map_or(0, |(_, l)| l);
-                let rest = if s.phase == Phase::Initial {
-                    self.vram_bytes(s.next)
-                } else {
-                    0
-                };
-                pending + body + rest
-            }
+        let dirty = self.slice.dirty();
+        let now = Self::in_flight(&s);
+        let (initial, later) = match s.phase {
+            Phase::Idle => (now, 0),
+            // The first sweep: what it has left ahead of it is initial data, what changed behind
+            // it is dirty.
+            Phase::PreCopy if !s.initial_done => (
+                now + page_bytes(dirty.count(s.cursor, dirty.len())),
+                page_bytes(dirty.count(0, s.cursor)),
+            ),
+            Phase::PreCopy => (0, now + page_bytes(dirty.count(0, dirty.len()))),
             // Only valid in the pre-copy states.
             _ => return Err(EINVAL),
         };
         Ok(PrecopyInfo {
             initial_bytes: initial,
-            dirty_bytes: 0,
+            dirty_bytes: later,
             v2_flags: None,
         })
     }

@@ -184,6 +184,14 @@ pub fn type_id(uuid: &str) -> Result<u32, String> {
     vfio_client::migration::stream::type_id_of(&name).ok_or_else(|| format!("mdev type {name:?} is no nvidia-<id>"))
 }
 
+/// The number after `key=` in `nvidia/migration`.
+pub fn sysfs_counter(uuid: &str, key: &str) -> Result<u64, String> {
+    let p = nvidia_file(uuid, "migration")?;
+    let line = fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+    let v = line.split_whitespace().find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='));
+    v.and_then(|v| v.parse().ok()).ok_or_else(|| format!("no {key}= number in nvidia/migration: {}", line.trim()))
+}
+
 /// Prints `nvidia/migration` and checks its `state=` is `want`.
 pub fn sysfs_state_is(uuid: &str, want: DeviceState) -> Result<(), String> {
     let p = nvidia_file(uuid, "migration")?;

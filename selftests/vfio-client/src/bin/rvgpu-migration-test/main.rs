@@ -18,7 +18,7 @@
 //!   are counted is left open: the first value must lie between `64 + fb_size` and that plus
 //!   16 bytes per VRAM record, and it never grows while reading.
 //! * Changes to the framebuffer made while in PRE_COPY, through the mmap as well as by the
-//!   engine, reach the destination (STOP_COPY sends them, or the whole framebuffer again).
+//!   engine, reach the destination: later PRE_COPY reads or STOP_COPY send the changed pages.
 //! * Restoring a state never clears the framebuffer, whatever `NOCLEARMEM` says: the source here
 //!   enables its display as bochs-drm does (`ENABLED | LFB_ENABLED`).
 //! * Register reads (BAR2), configuration space reads and framebuffer reads through the mmap
@@ -37,7 +37,7 @@
 //! The checks live in modules by feature: [`fsm`] (results 1-2: the feature, the state machine),
 //! [`quiesce`] (3), [`precopy`] (4-5: the saving fd), [`migrate`] (6-8: A to B and back),
 //! [`corrupt`] (9: bad streams), [`reset`] (10: reset and close mid-session), [`dirty`] (11: DMA
-//! logging). They share [`vfio_client::harness`] (the ring's layout and [`Gpu`]), this test's
+//! logging), [`vram`] (12: the framebuffer's dirty tracking). They share [`vfio_client::harness`] (the ring's layout and [`Gpu`]), this test's
 //! part of it, [`gpu`], and the migration steps, [`mig`].
 
 mod corrupt;
@@ -49,6 +49,7 @@ mod migrate;
 mod precopy;
 mod quiesce;
 mod reset;
+mod vram;
 
 use std::time::Duration;
 
@@ -59,7 +60,7 @@ use vfio_client::{EventFd, OpenPath};
 use crate::gpu::{write_params, MigrationGpu};
 
 /// How many results one run reports.
-const RESULTS: usize = 11;
+const RESULTS: usize = 12;
 
 // ----- this test's guest memory layout (the ring's is the harness's) ---------------------------
 
@@ -145,6 +146,10 @@ fn run(tap: &mut Tap, ua: &str, ub: &str, path: OpenPath, tag: &str) -> Result<(
     tap.result(
         &t("DMA logging: COPY_FROM_FB and FENCE pages reported, the report clears, a second START refused, STOP"),
         dirty::dma_logging(&mut a),
+    );
+    tap.result(
+        &t("VRAM dirty tracking: pages changed in PRE_COPY (mmap, pwrite, FILL) sent again, exactly; STOP_COPY only what changed since"),
+        vram::dirty_tracking(&mut a, &mut b),
     );
     Ok(())
 }

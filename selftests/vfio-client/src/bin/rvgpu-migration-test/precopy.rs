@@ -21,9 +21,12 @@ pub struct Session {
 
 type Checks = Vec<(String, Result<(), String>)>;
 
+const PAGE: u64 = crate::PAGE as u64;
+
 /// The most a stream of `e` holds: header, framebuffer in records, STATE, END.
 fn stream_max(e: &Expect) -> u64 {
-    let records = u64::from(e.fb_size).div_ceil(MIG_VRAM_MAX.into()) + 2;
+    // At most a record per page (the driver sends runs of changed pages).
+    let records = u64::from(e.fb_size).div_ceil(PAGE) + 2;
     (HEADER_SIZE + STATE_SIZE) as u64 + u64::from(e.fb_size) + RECORD_SIZE as u64 * records
 }
 
@@ -95,7 +98,7 @@ fn drain(fd: &DataFd, limit: usize) -> Result<(Vec<u8>, &'static str, Option<Str
 fn precopy_checks(g: &mut Gpu, checks: &mut Checks) -> Result<Session, String> {
     let e = expect(g)?;
     let fb = u64::from(e.fb_size);
-    let max_initial = HEADER_SIZE as u64 + fb + RECORD_SIZE as u64 * fb.div_ceil(MIG_VRAM_MAX.into());
+    let max_initial = HEADER_SIZE as u64 + fb + RECORD_SIZE as u64 * fb.div_ceil(PAGE);
     checks.push(("MIG_DATA_SIZE in RUNNING".into(), data_size(g, &e, "in RUNNING")));
     let fd = set_fd(g, DeviceState::PreCopy)?;
     checks.push(("nvidia/migration".into(), sysfs_state_is(&g.uuid, DeviceState::PreCopy)));
