@@ -8,4 +8,5 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 prepare_build
 (cd selftests/vfio-client && cargo build --release --locked -q)
-exec scripts/vm-run.sh --vram 256M -- "$(pwd)/selftests/bench/run-in-vm.sh"
+# Two 256 MiB boards: the 256 MiB vGPU of the migration figures moves from one to the other.
+exec scripts/vm-run.sh --vram 256M --vram 256M --timeout 5400 -- "$(pwd)/selftests/bench/run-in-vm.sh"

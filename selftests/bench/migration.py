@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: GPL-2.0
 """Live-migration figures, all from one test-VM run: the nested guest migrated by QEMU (TCG) over a
-unix socket with return-path and switchover-ack, on rvgpu vGPUs of two sizes, idle and with its
-engine workload running, pre-copy on and off (vgpu_params precopy=), beside the same guest with no
-vGPU (QEMU's emulated bochs-display). Prints one table: downtime and total time from
-query-migrate, bytes of the vGPU's stream against its framebuffer. Every row uses the same
+unix socket with return-path and switchover-ack, on rvgpu vGPUs with 64 MiB and 256 MiB profiles
+(the 256 MiB one from one 256 MiB board to the other), idle and with its engine workload running,
+pre-copy on and off (vgpu_params precopy=), beside the same guest with no vGPU (QEMU's emulated
+bochs-display) and with the kernel's mtty sample (enable-migration=on). Prints one table:
+downtime and total time from query-migrate, bytes of the device's stream against the vGPU's
+framebuffer, pre-copy rounds and pages sent again. Every row uses the same
 downtime-limit, 1 s (QEMU's default 300 ms is out of reach for the busy guest at the few MB/s this
 TCG-in-TCG setup moves, vGPU or not); a row that has not converged after 240 s says `active`.
 The figures are for comparing rows, not absolute."""
@@ -29,22 +31,25 @@ DOWNTIME_LIMIT_MS = 1000
 MIGRATE_TIMEOUT = 240
 
 
-def row(gpu, type_name, busy, precopy):
-    a = b = None
-    if type_name:
-        _, a = create(gpu, type_name)
-        _, b = create(gpu, type_name)
+def row(gpus_, type_name, busy, precopy):
+    a = b = ta = tb = None
+    counters = {}
+    if type_name == "mtty":
+        (ta, _), (tb, _) = lm.create_mtty(), lm.create_mtty()
+    elif type_name:
+        _, a = create(gpus_[0], type_name)
+        _, b = create(gpus_[-1], type_name)
         for u in (a, b):
             write(f"{MDEV_DEVICES}/{u}/nvidia/vgpu_params", f"precopy={int(precopy)}\n")
     tmp = tempfile.mkdtemp(prefix="rvgpu-bench-mig.")
-    s = lm.qemu(tmp, "src", a, False, False, load=120 if busy else 0)
+    s = lm.qemu(tmp, "src", a, False, False, load=120 if busy else 0, mtty=ta)
     d = None
     try:
         ready = lm.wait_line(tmp, "src", r"^NESTED: load start" if busy else r"^NESTED: ready", 300, s)
         if ready is None:
             return {"status": "no boot"}
         time.sleep(8 if busy else 2)
-        d = lm.qemu(tmp, "dst", b, False, True, load=0)
+        d = lm.qemu(tmp, "dst", b, False, True, load=0, mtty=tb)
         qs, qd = lm.Qmp(f"{tmp}/src.qmp"), lm.Qmp(f"{tmp}/dst.qmp")
         caps = [{"capability": "return-path", "state": True}, {"capability": "switchover-ack", "state": True}]
         for q in (qs, qd):
@@ -59,7 +64,9 @@ def row(gpu, type_name, busy, precopy):
             if info.get("status") in ("completed", "failed", "cancelled"):
                 break
             time.sleep(0.3)
-        return info
+        if a:
+            counters = lm.mig_attr(a)
+        return info, counters
     finally:
         lm.stop(s)
         if d:
@@ -67,30 +74,36 @@ def row(gpu, type_name, busy, precopy):
         for u in (a, b):
             if u:
                 remove(u)
+        for u in (ta, tb):
+            if u:
+                write(f"{MDEV_DEVICES}/{u}/remove", "1\n")
 
 
 def main():
     loaded_here = not os.path.isdir("/sys/module/rvgpu")
     if loaded_here:
         load_rvgpu()
-    gpu = gpus()[-1]
-    rows = [("no vGPU (emulated bochs-display)", None, False, False)]
-    for t in ("nvidia-9104", "nvidia-9106"):
+    g = gpus()
+    gpu = g[-1]
+    rows = [("no vGPU (emulated bochs-display)", None, False, False),
+            ("mtty (emulated bochs-display)", "mtty", False, False)]
+    for t in ("nvidia-9106", "nvidia-9108"):
         rows += [(t, t, False, True), (t, t, False, False), (t, t, True, True), (t, t, True, False)]
-    print("# live migration, one VM run, downtime-limit %d ms" % DOWNTIME_LIMIT_MS)
-    print("| guest's display | framebuffer | workload | pre-copy | status | downtime ms | total ms | vGPU stream bytes | stream / framebuffer |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("# live migration, one VM run, downtime-limit %d ms; boards %s" % (DOWNTIME_LIMIT_MS, " ".join(g)))
+    print("| guest's device | framebuffer | workload | pre-copy | status | downtime ms | total ms | device stream bytes | stream / framebuffer | pre-copy rounds | pages sent again |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for label, t, busy, pre in rows:
         fb = None
-        if t:
+        vgpu = t and t != "mtty"
+        if vgpu:
             fb = int(read(f"{types_dir(gpu)}/{t}/description").split("framebuffer=")[1].split("M")[0]) << 20
-        info = row(gpu, t, busy, pre)
+        info, c = row(g, t, busy, pre)
         vb = (info.get("vfio") or {}).get("transferred", 0)
-        name = read(f"{types_dir(gpu)}/{t}/name").strip() if t else label
+        name = read(f"{types_dir(gpu)}/{t}/name").strip() if vgpu else label
         ratio = f"{vb / fb:.2f}" if fb and vb else "-"
         print(f"| {name} | {fb >> 20 if fb else '-'} MiB profile | {'engine + CPU writes' if busy else 'idle'} | "
-              f"{('on' if pre else 'off') if t else '-'} | {info.get('status')} | {info.get('downtime')} | {info.get('total-time')} | "
-              f"{vb or '-'} | {ratio} |", flush=True)
+              f"{('on' if pre else 'off') if vgpu else '-'} | {info.get('status')} | {info.get('downtime')} | {info.get('total-time')} | "
+              f"{vb or '-'} | {ratio} | {c.get('precopy_rounds', '-')} | {c.get('vram_resent_pages', '-')} |", flush=True)
     if loaded_here:
         unload_rvgpu()
 

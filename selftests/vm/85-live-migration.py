@@ -13,7 +13,12 @@ arrived), the destination's slice must hold what the guest last wrote, and the s
 be removable.
 
 (a) same board, VFIO container path; (b) a board with another VRAM size, iommufd path (the
-source stays on the container path: each side picks its own)."""
+source stays on the container path: each side picks its own). Pre-copy must run more than one
+round: the framebuffer's dirty tracking sends the pages the guest changes while it runs again.
+
+(c) The comparison: the same nested guest with the kernel's mtty sample instead of a vGPU
+(QEMU's emulated display), migrated the same way; mtty has no DMA logging, so it needs
+`enable-migration=on`."""
 import json
 import mmap
 import os
@@ -23,11 +28,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid as uuid_mod
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from rvgpu import *  # noqa: E402,F403
 
-PLAN = 16
+PLAN = 19
 
 TYPE = "nvidia-9104"  # GRID RVGPU-16Q: 13 MiB of framebuffer, on every board
 LOAD_SECONDS = 75
@@ -70,9 +76,10 @@ def nested_images():
     return out.stdout.split()
 
 
-def qemu(tmp, name, uuid, iommufd, incoming, load=LOAD_SECONDS):
+def qemu(tmp, name, uuid, iommufd, incoming, load=LOAD_SECONDS, mtty=None):
     """The nested guest's QEMU on vGPU `uuid` (QEMU's emulated bochs-display if None), with its
-    engine workload running for `load` seconds (0: none)."""
+    engine workload running for `load` seconds (0: none); `mtty`: an mtty mdev to add
+    (enable-migration=on)."""
     bz, initrd = nested_images()
     sysfsdev = f"{MDEV_DEVICES}/{uuid}"
     if uuid is None:
@@ -87,6 +94,8 @@ def qemu(tmp, name, uuid, iommufd, incoming, load=LOAD_SECONDS):
             "-no-reboot", "-serial", f"file:{tmp}/{name}.serial",
             "-qmp", f"unix:{tmp}/{name}.qmp,server=on,wait=off",
             "-kernel", bz, "-initrd", initrd, "-append", append] + dev
+    if mtty:
+        argv += ["-device", f"vfio-pci,id=tty0,addr=0x5,sysfsdev={MDEV_DEVICES}/{mtty},enable-migration=on"]
     if incoming:
         argv += ["-incoming", "defer"]
     out = open(f"{tmp}/{name}.out", "w")
@@ -140,6 +149,85 @@ def mig_attr(uuid):
     return dict(kv.split("=", 1) for kv in read(f"{MDEV_DEVICES}/{uuid}/nvidia/migration").split())
 
 
+def drive(t, tmp, qs, qd):
+    """Migrates from QMP `qs` to `qd` over a unix socket, return-path and switchover-ack on; the
+    migrate command's error (a blocker) or None, and the last query-migrate."""
+    caps = [{"capability": "return-path", "state": True}, {"capability": "switchover-ack", "state": True}]
+    for q in (qs, qd):
+        q.cmd("migrate-set-capabilities", capabilities=caps)
+    # QEMU's defaults but one: inside this TCG test VM a nested guest's migration moves only a few
+    # MB/s, so the default 300 ms downtime-limit cannot be met even by a guest without any vGPU;
+    # the vfio-pci properties stay at their defaults.
+    qs.cmd("migrate-set-parameters", **{"downtime-limit": DOWNTIME_LIMIT_MS})
+    qd.cmd("migrate-incoming", uri=f"unix:{tmp}/mig.sock")
+    t0 = time.time()
+    try:
+        qs.cmd("migrate", uri=f"unix:{tmp}/mig.sock")
+    except RuntimeError as e:
+        return str(e), {}
+    info = {}
+    while time.time() - t0 < MIGRATE_TIMEOUT:
+        info = qs.cmd("query-migrate")
+        if info.get("status") in ("completed", "failed", "cancelled"):
+            break
+        time.sleep(0.5)
+    diag(f"{t} query-migrate: status={info.get('status')} total-time={info.get('total-time')} ms "
+         f"downtime={info.get('downtime')} ms setup-time={info.get('setup-time')} ms "
+         f"vfio={info.get('vfio')} ram-transferred={info.get('ram', {}).get('transferred')}")
+    return None, info
+
+
+def create_mtty():
+    """An mtty mdev (2 ports); its UUID, or an error text."""
+    if subprocess.run(["modprobe", "mtty"], capture_output=True).returncode != 0:
+        return None, "modprobe mtty failed"
+    u = str(uuid_mod.uuid4())
+    try:
+        write("/sys/class/mdev_bus/mtty/mdev_supported_types/mtty-2/create", u + "\n")
+    except OSError as e:
+        return None, f"create mtty-2: {e}"
+    return u, None
+
+
+def migrate_mtty(tag):
+    """(c) Three results."""
+    t = f"[{tag}]"
+    (a, ea), (b, eb) = create_mtty(), create_mtty()
+    tmp = tempfile.mkdtemp(prefix="rvgpu-mig-mtty.")
+    src = dst = None
+    try:
+        if ea or eb:
+            for _ in range(3):
+                fail(f"{t} create two mtty devices", f"{ea} {eb}")
+            return
+        src = qemu(tmp, "src", None, False, False, load=0, mtty=a)
+        ready = wait_line(tmp, "src", r"^NESTED: ready", BOOT_TIMEOUT, src)
+        check(f"{t} the nested guest boots with an mtty device", ready is not None,
+              *nested_lines(tmp, "src")[-10:], open(f"{tmp}/src.out").read()[-800:])
+        if ready is None:
+            fail(f"{t} (not reached: the guest did not boot)")
+            fail(f"{t} (not reached: the guest did not boot)")
+            return
+        dst = qemu(tmp, "dst", None, False, True, load=0, mtty=b)
+        qs, qd = Qmp(f"{tmp}/src.qmp"), Qmp(f"{tmp}/dst.qmp")
+        blocker, info = drive(t, tmp, qs, qd)
+        check(f"{t} QEMU migrates the guest with mtty (enable-migration=on): completed",
+              blocker is None and info.get("status") == "completed", f"migrate: {blocker}", json.dumps(info)[:400],
+              open(f"{tmp}/src.out").read()[-800:], open(f"{tmp}/dst.out").read()[-800:])
+        running = qd.cmd("query-status").get("status") if info.get("status") == "completed" else None
+        check(f"{t} the guest runs on the destination", running == "running", f"status {running}")
+    finally:
+        for p in (src, dst):
+            if p:
+                stop(p)
+        for u in (a, b):
+            if u:
+                try:
+                    write(f"{MDEV_DEVICES}/{u}/remove", "1\n")
+                except OSError as e:
+                    diag(f"{t} removing mtty {u}: {e}")
+
+
 def migrate(tag, src_gpu, dst_gpu, dst_iommufd):
     """One migration; reports eight results."""
     t = f"[{tag}]"
@@ -184,40 +272,18 @@ def run_migration(t, tmp, src, start, a, b, dst_gpu, dst_iommufd):
         time.sleep(8)  # the engine is busy now
         dst = qemu(tmp, "dst", b, dst_iommufd, True)
         qs, qd = Qmp(f"{tmp}/src.qmp"), Qmp(f"{tmp}/dst.qmp")
-        caps = [{"capability": "return-path", "state": True}, {"capability": "switchover-ack", "state": True}]
-        for q in (qs, qd):
-            q.cmd("migrate-set-capabilities", capabilities=caps)
-        # QEMU's defaults but one: inside this TCG test VM a nested guest's migration moves only
-        # a few MB/s, so the default 300 ms downtime-limit cannot be met even by a guest without
-        # any vGPU; the vfio-pci properties stay at their defaults.
-        qs.cmd("migrate-set-parameters", **{"downtime-limit": DOWNTIME_LIMIT_MS})
-        qd.cmd("migrate-incoming", uri=f"unix:{tmp}/mig.sock")
-        t0 = time.time()
-        blocker = None
-        try:
-            qs.cmd("migrate", uri=f"unix:{tmp}/mig.sock")
-        except RuntimeError as e:
-            blocker = str(e)
+        blocker, info = drive(t, tmp, qs, qd)
         check(f"{t} QEMU migrates the vGPU with its default vfio-pci properties (no migration blocker)",
               blocker is None, f"migrate: {blocker}")
-        info = {}
-        while time.time() - t0 < MIGRATE_TIMEOUT:
-            info = qs.cmd("query-migrate")
-            if info.get("status") in ("completed", "failed", "cancelled"):
-                break
-            time.sleep(0.5)
         status = info.get("status")
-        diag(f"{t} query-migrate: status={status} total-time={info.get('total-time')} ms "
-             f"downtime={info.get('downtime')} ms setup-time={info.get('setup-time')} ms "
-             f"vfio={info.get('vfio')} ram-transferred={info.get('ram', {}).get('transferred')}")
         check(f"{t} the migration completes (pre-copy, switchover-ack)",
               status == "completed", json.dumps(info)[:400], open(f"{tmp}/src.out").read()[-800:],
               open(f"{tmp}/dst.out").read()[-800:])
         m = mig_attr(a)
         diag(f"{t} source nvidia/migration: {read(f'{MDEV_DEVICES}/{a}/nvidia/migration').strip()}")
         diag(f"{t} destination nvidia/migration: {read(f'{MDEV_DEVICES}/{b}/nvidia/migration').strip()}")
-        check(f"{t} pre-copy ran: the source sent its framebuffer while the guest ran",
-              int(m.get("precopy_rounds", 0)) >= 1, str(m))
+        check(f"{t} pre-copy ran more than one round: the pages the guest changed were sent again",
+              int(m.get("precopy_rounds", 0)) > 1 and int(m.get("vram_resent_pages", 0)) > 0, str(m))
         running = qd.cmd("query-status").get("status") if status == "completed" else None
         try:
             qs.cmd("quit")
@@ -251,3 +317,5 @@ g = gpus()
 migrate("same board, container", g[-1], g[-1], False)
 migrate(f"board {g[-1]} to board {g[0]}, destination on iommufd", g[-1], g[0], True)
 unload_rvgpu()
+migrate_mtty("mtty, the comparison")
+subprocess.run(["rmmod", "mtty"], capture_output=True)
