@@ -178,8 +178,10 @@ _Static_assert(sizeof(struct rvgpu_cmd_fill) == 24 && sizeof(struct rvgpu_cmd_co
  *
  * A stream is one struct rvgpu_mig_header followed by records, each a struct rvgpu_mig_record and
  * `len` bytes; the last record is RVGPU_MIG_REC_END. Saving, PRE_COPY sends the header and the
- * framebuffer (the "initial bytes"); STOP_COPY then sends what changed since (VRAM records), the
- * device state (one RVGPU_MIG_REC_STATE) and the end record. Resuming validates the header as
+ * framebuffer (the "initial bytes"), then again the pages that changed since they were sent;
+ * STOP_COPY then sends the pages still changed (VRAM records), the device state (one
+ * RVGPU_MIG_REC_STATE) and the end record. VRAM records may come in any order and cover a page
+ * more than once: the last one wins. Resuming validates the header as
  * soon as it is complete (a stream for another type or framebuffer size, or of another version,
  * is refused with EINVAL), every record as it arrives, and the whole stream at RESUMING -> STOP.
  */

@@ -5,10 +5,11 @@ unix socket with return-path and switchover-ack, on rvgpu vGPUs with 64 MiB and 
 pre-copy on and off (vgpu_params precopy=), beside the same guest with no vGPU (QEMU's emulated
 bochs-display) and with the kernel's mtty sample (enable-migration=on). Prints one table:
 downtime and total time from query-migrate, bytes of the device's stream against the vGPU's
-framebuffer, pre-copy rounds and pages sent again. Every row uses the same
-downtime-limit, 1 s (QEMU's default 300 ms is out of reach for the busy guest at the few MB/s this
-TCG-in-TCG setup moves, vGPU or not); a row that has not converged after 240 s says `active`.
-The figures are for comparing rows, not absolute."""
+framebuffer, pre-copy rounds and pages sent again. The rows run at QEMU's default
+downtime-limit (300 ms), but those with pre-copy off: a stop-copy of the whole framebuffer cannot
+fit in 300 ms at the few MB/s this TCG-in-TCG setup moves, so they get 10 s (the limit KubeVirt
+had to force for NVIDIA's STOP_COPY-only vGPUs) and show what the stun costs. A row that has not
+converged after 200 s says `active`. The figures are for comparing rows, not absolute."""
 import importlib.util
 import os
 import sys
@@ -27,11 +28,12 @@ lm = importlib.util.module_from_spec(spec)
 src = open(spec.origin).read().split("\nload_rvgpu()\n")[0]  # the helpers, not the test run
 exec(compile(src, spec.origin, "exec"), lm.__dict__)
 
-DOWNTIME_LIMIT_MS = 1000
-MIGRATE_TIMEOUT = 240
+DEFAULT_LIMIT_MS = 300
+STOP_COPY_LIMIT_MS = 10000
+MIGRATE_TIMEOUT = 200
 
 
-def row(gpus_, type_name, busy, precopy):
+def row(gpus_, type_name, busy, precopy, limit):
     a = b = ta = tb = None
     counters = {}
     if type_name == "mtty":
@@ -47,14 +49,15 @@ def row(gpus_, type_name, busy, precopy):
     try:
         ready = lm.wait_line(tmp, "src", r"^NESTED: load start" if busy else r"^NESTED: ready", 300, s)
         if ready is None:
-            return {"status": "no boot"}
+            return {"status": "no boot"}, {}
         time.sleep(8 if busy else 2)
         d = lm.qemu(tmp, "dst", b, False, True, load=0, mtty=tb)
         qs, qd = lm.Qmp(f"{tmp}/src.qmp"), lm.Qmp(f"{tmp}/dst.qmp")
         caps = [{"capability": "return-path", "state": True}, {"capability": "switchover-ack", "state": True}]
         for q in (qs, qd):
             q.cmd("migrate-set-capabilities", capabilities=caps)
-        qs.cmd("migrate-set-parameters", **{"downtime-limit": DOWNTIME_LIMIT_MS})
+        if limit != DEFAULT_LIMIT_MS:
+            qs.cmd("migrate-set-parameters", **{"downtime-limit": limit})
         qd.cmd("migrate-incoming", uri=f"unix:{tmp}/mig.sock")
         qs.cmd("migrate", uri=f"unix:{tmp}/mig.sock")
         t0 = time.time()
@@ -89,20 +92,21 @@ def main():
             ("mtty (emulated bochs-display)", "mtty", False, False)]
     for t in ("nvidia-9106", "nvidia-9108"):
         rows += [(t, t, False, True), (t, t, False, False), (t, t, True, True), (t, t, True, False)]
-    print("# live migration, one VM run, downtime-limit %d ms; boards %s" % (DOWNTIME_LIMIT_MS, " ".join(g)))
-    print("| guest's device | framebuffer | workload | pre-copy | status | downtime ms | total ms | device stream bytes | stream / framebuffer | pre-copy rounds | pages sent again |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("# live migration, one VM run; boards %s" % " ".join(g))
+    print("| guest's device | framebuffer | workload | pre-copy | downtime-limit ms | status | downtime ms | total ms | device stream bytes | stream / framebuffer | pre-copy rounds | pages sent again |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for label, t, busy, pre in rows:
         fb = None
         vgpu = t and t != "mtty"
         if vgpu:
             fb = int(read(f"{types_dir(gpu)}/{t}/description").split("framebuffer=")[1].split("M")[0]) << 20
-        info, c = row(g, t, busy, pre)
+        limit = STOP_COPY_LIMIT_MS if vgpu and not pre else DEFAULT_LIMIT_MS
+        info, c = row(g, t, busy, pre, limit)
         vb = (info.get("vfio") or {}).get("transferred", 0)
         name = read(f"{types_dir(gpu)}/{t}/name").strip() if vgpu else label
         ratio = f"{vb / fb:.2f}" if fb and vb else "-"
         print(f"| {name} | {fb >> 20 if fb else '-'} MiB profile | {'engine + CPU writes' if busy else 'idle'} | "
-              f"{('on' if pre else 'off') if vgpu else '-'} | {info.get('status')} | {info.get('downtime')} | {info.get('total-time')} | "
+              f"{('on' if pre else 'off') if vgpu else '-'} | {limit} | {info.get('status')} | {info.get('downtime')} | {info.get('total-time')} | "
               f"{vb or '-'} | {ratio} | {c.get('precopy_rounds', '-')} | {c.get('vram_resent_pages', '-')} |", flush=True)
     if loaded_here:
         unload_rvgpu()

@@ -383,7 +383,7 @@ impl<T: DeviceOps> Device<T> {
         Mappings::new(self.counted())
     }
 
-    fn counted(&self) -> DeviceRef {
+    pub(super) fn counted(&self) -> DeviceRef {
         // SAFETY: `vdev` is a valid VFIO device (type invariant).
         unsafe { DeviceRef::new(self.vdev.get()) }
     }

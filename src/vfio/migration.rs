@@ -34,6 +34,7 @@ use super::{
     device::{
         Device,
         DeviceOps, //
+        DeviceRef,
     },
 };
 
@@ -121,10 +122,11 @@ pub(crate) struct PrecopyInfo {
     pub(crate) initial_bytes: u64,
     /// Bytes that changed since they were read and will be sent again.
     pub(crate) dirty_bytes: u64,
-    /// With the `VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2` opt-in, the output flags
-    /// (`VFIO_PRECOPY_INFO_REINIT`); `None` keeps the v1 behaviour of echoing the caller's
-    /// flags back.
-    pub(crate) v2_flags: Option<u32>,
+    /// New initial data is on the stream (`initial_bytes` counts it; `dirty_bytes` is relative to
+    /// it). Reported as `VFIO_PRECOPY_INFO_REINIT` only to user space that opted in with
+    /// `VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2`; without the opt-in the flags field is left as the
+    /// caller passed it (the v1 behaviour the core keeps for compatibility).
+    pub(crate) reinit: bool,
 }
 
 /// A migration data stream: what user space reads from (saving) or writes to (resuming) the file
@@ -152,7 +154,8 @@ pub(crate) trait DataFile: Send + Sync + 'static {
 /// # Invariants
 ///
 /// `file` is a file made by `rvgpu_mig_file()` with the ops of `FileOps<F>` for some
-/// `F: DataFile`, whose private data is an `Arc<F>` it owns; we own the file reference.
+/// `F: DataFile`, whose private data is an `Arc<FileData<F>>` it owns; we own the file
+/// reference.
 pub(crate) struct MigFile {
     file: core::ptr::NonNull<bindings::file>,
 }
@@ -161,16 +164,27 @@ pub(crate) struct MigFile {
 unsafe impl Send for MigFile {}
 
 impl MigFile {
-    /// A file for `data`, readable (`writable == false`) or writable.
-    pub(crate) fn new<F: DataFile>(data: Arc<F>, writable: bool) -> Result<Self> {
+    /// A file for `data` of the device `dev`, readable (`writable == false`) or writable.
+    pub(crate) fn new<F: DataFile, T: DeviceOps>(
+        dev: &Device<T>,
+        data: Arc<F>,
+        writable: bool,
+    ) -> Result<Self> {
         let flags = if writable {
             bindings::O_WRONLY
         } else {
             bindings::O_RDONLY
         };
-        let private = data.into_foreign();
-        // SAFETY: The ops table is a `'static` constant for `F`, and `private` is an `Arc<F>`
-        // given away to the file (taken back by its `release`).
+        let private = Arc::new(
+            FileData {
+                data,
+                vdev: dev.counted(),
+            },
+            GFP_KERNEL,
+        )?
+        .into_foreign();
+        // SAFETY: The ops table is a `'static` constant for `F`, and `private` is an
+        // `Arc<FileData<F>>` given away to the file (taken back by its `release`).
         let file = unsafe {
             bindings::rvgpu_mig_file(
                 c"rvgpu_mig".as_char_ptr(),
@@ -186,7 +200,7 @@ impl MigFile {
             }),
             Err(e) => {
                 // SAFETY: No file was made, so `private` is still ours.
-                drop(unsafe { Arc::<F>::from_foreign(private) });
+                drop(unsafe { Arc::<FileData<F>>::from_foreign(private) });
                 Err(e)
             }
         }
@@ -408,6 +422,13 @@ impl<T: DeviceOps> MigOps<T> {
     }
 }
 
+/// What a data stream's file owns: the stream, and a reference on its device (for the device's
+/// `VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2` opt-in).
+struct FileData<F> {
+    data: Arc<F>,
+    vdev: DeviceRef,
+}
+
 /// The C `struct file_operations` of a data stream `F`.
 struct FileOps<F: DataFile>(PhantomData<F>);
 
@@ -425,10 +446,10 @@ impl<F: DataFile> FileOps<F> {
     /// # Safety
     ///
     /// `file` must be a file made by [`MigFile::new`] for `F`, for the duration of `'a`.
-    unsafe fn data<'a>(file: *mut bindings::file) -> ArcBorrowed<'a, F> {
-        // SAFETY: The private data is the `Arc<F>` the file owns (type invariant of `MigFile`),
-        // alive until `release`.
-        unsafe { Arc::<F>::borrow((*file).private_data) }
+    unsafe fn data<'a>(file: *mut bindings::file) -> ArcBorrowed<'a, FileData<F>> {
+        // SAFETY: The private data is the `Arc<FileData<F>>` the file owns (type invariant of
+        // `MigFile`), alive until `release`.
+        unsafe { Arc::<FileData<F>>::borrow((*file).private_data) }
     }
 
     /// # Safety
@@ -446,7 +467,7 @@ impl<F: DataFile> FileOps<F> {
         // SAFETY: By the safety requirements.
         let data = unsafe { Self::data(file) };
         let mut out = UserSlice::new(UserPtr::from_ptr(buf.cast()), count).writer();
-        match data.read(&mut out) {
+        match data.data.read(&mut out) {
             Ok(n) => n as isize,
             Err(e) => e.to_errno() as isize,
         }
@@ -467,7 +488,7 @@ impl<F: DataFile> FileOps<F> {
         // SAFETY: By the safety requirements.
         let data = unsafe { Self::data(file) };
         let mut input = UserSlice::new(UserPtr::from_ptr(buf.cast_mut().cast()), count).reader();
-        match data.write(&mut input) {
+        match data.data.write(&mut input) {
             Ok(n) => n as isize,
             Err(e) => e.to_errno() as isize,
         }
@@ -492,9 +513,16 @@ impl<F: DataFile> FileOps<F> {
             if (info.argsz as usize) < minsz {
                 return Err(EINVAL);
             }
-            let p = data.precopy_info()?;
-            if let Some(flags) = p.v2_flags {
-                info.flags = flags;
+            let p = data.data.precopy_info()?;
+            // SAFETY: The file holds a reference on the device (`FileData`); the core sets the
+            // opt-in under the device's ioctl and clears it on open, a byte read here.
+            if unsafe { (*data.vdev.as_ptr()).precopy_info_v2 } != 0 {
+                // With the opt-in the flags are output only.
+                info.flags = if p.reinit {
+                    bindings::VFIO_PRECOPY_INFO_REINIT
+                } else {
+                    0
+                };
             }
             info.initial_bytes = p.initial_bytes;
             info.dirty_bytes = p.dirty_bytes;
@@ -510,8 +538,8 @@ impl<F: DataFile> FileOps<F> {
     ///
     /// Called by the VFS once, when the last reference to a file of these ops goes.
     unsafe extern "C" fn release(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
-        // SAFETY: The private data is the `Arc<F>` the file owns; this is the last use.
-        drop(unsafe { Arc::<F>::from_foreign((*file).private_data) });
+        // SAFETY: The private data is the `Arc<FileData<F>>` the file owns; this is the last use.
+        drop(unsafe { Arc::<FileData<F>>::from_foreign((*file).private_data) });
         0
     }
 }

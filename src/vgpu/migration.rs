@@ -238,7 +238,7 @@ impl Vgpu {
                     self.stream_id(),
                     precopy,
                 )?;
-                let file = MigFile::new(saver.clone(), false)?;
+                let file = MigFile::new(dev, saver.clone(), false)?;
                 m.saver = Some(saver);
                 Ok(Some(file))
             }
@@ -256,14 +256,14 @@ impl Vgpu {
                 let saver =
                     Saver::new(self.slice.clone(), dev.mappings(), self.stream_id(), false)?;
                 saver.stop_copy(self.capture()?);
-                let file = MigFile::new(saver.clone(), false)?;
+                let file = MigFile::new(dev, saver.clone(), false)?;
                 m.saver = Some(saver);
                 Ok(Some(file))
             }
             (Stop, Resuming) => {
                 let dev_ref: ARef<kernel::device::Device> = dev.dev().into();
                 let resumer = Resumer::new(self.slice.clone(), self.stream_id(), dev_ref)?;
-                let file = MigFile::new(resumer.clone(), true)?;
+                let file = MigFile::new(dev, resumer.clone(), true)?;
                 m.resumer = Some(resumer);
                 Ok(Some(file))
             }

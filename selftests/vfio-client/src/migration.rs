@@ -175,6 +175,14 @@ impl DataFd {
         Ok(i)
     }
 
+    /// `VFIO_MIG_GET_PRECOPY_INFO` with `flags` set on input (they are input-ignored and echoed
+    /// without the PRECOPY_INFOv2 opt-in, output-only with it).
+    pub fn precopy_info_with_flags(&self, flags: u32) -> io::Result<vfio_precopy_info> {
+        let mut i = vfio_precopy_info { argsz: size_of::<vfio_precopy_info>() as u32, flags, ..Default::default() };
+        ioctl_pod(self.0.as_fd(), VFIO_MIG_GET_PRECOPY_INFO, &mut i)?;
+        Ok(i)
+    }
+
     /// A second fd for the same open file (`dup`), e.g. for a reader thread.
     pub fn try_clone(&self) -> io::Result<DataFd> {
         self.0.try_clone().map(DataFd)
@@ -269,6 +277,12 @@ impl Device {
         let ret = self.feature(flags, &mut b)?;
         *v = read_pod(&b, 0).ok_or_else(|| io::Error::from_raw_os_error(libc::EFAULT))?;
         Ok(ret)
+    }
+
+    /// `VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2` SET: the opt-in to output flags in
+    /// `VFIO_MIG_GET_PRECOPY_INFO` (until the device is opened again).
+    pub fn precopy_info_v2(&self) -> io::Result<()> {
+        self.feature(VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2, &mut []).map(drop)
     }
 
     /// `VFIO_DEVICE_FEATURE_PROBE` of `feature` for the operations `ops` (GET and/or SET).

@@ -410,7 +410,8 @@ impl DataFile for Saver {
         Ok(PrecopyInfo {
             initial_bytes: initial,
             dirty_bytes: later,
-            v2_flags: None,
+            // The initial data never starts over: a sweep only sends pages again.
+            reinit: false,
         })
     }
 }

@@ -115,7 +115,7 @@ fn run(tap: &mut Tap, ua: &str, ub: &str, path: OpenPath, tag: &str) -> Result<(
     );
     let (r, session) = precopy::precopy(&mut a);
     tap.result(
-        &t("PRE_COPY: header, the framebuffer in VRAM records, initial_bytes drains to 0, ENOMSG/0; PRECOPY_INFO argsz/state EINVAL"),
+        &t("PRE_COPY: header, the framebuffer in VRAM records, initial_bytes drains to 0, ENOMSG/0; PRECOPY_INFO argsz/state EINVAL, v2 opt-in flags"),
         r,
     );
     tap.result(

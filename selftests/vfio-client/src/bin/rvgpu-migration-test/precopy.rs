@@ -95,6 +95,19 @@ fn drain(fd: &DataFd, limit: usize) -> Result<(Vec<u8>, &'static str, Option<Str
     }
 }
 
+/// The `VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2` opt-in: before it, `flags` of PRECOPY_INFO is
+/// left as the caller passed it (v1); after it, it is output only, and rvgpu never reports REINIT
+/// (its initial data never starts over).
+fn precopy_v2(g: &Gpu, fd: &DataFd) -> Result<(), String> {
+    let v1 = fd.precopy_info_with_flags(0x5a).map_err(|e| format!("PRECOPY_INFO flags 0x5a: {e}"))?;
+    g.dev.precopy_info_v2().map_err(|e| format!("FEATURE SET MIG_PRECOPY_INFOv2: {e}"))?;
+    let v2 = fd.precopy_info_with_flags(0x5a).map_err(|e| format!("PRECOPY_INFO flags 0x5a after the opt-in: {e}"))?;
+    println!("# PRECOPY_INFO flags in 0x5a: out {:#x} before the v2 opt-in, {:#x} after", v1.flags, v2.flags);
+    ensure(v1.flags == 0x5a && v2.flags == 0, || {
+        format!("flags out {:#x} before the opt-in (want 0x5a), {:#x} after (want 0)", v1.flags, v2.flags)
+    })
+}
+
 fn precopy_checks(g: &mut Gpu, checks: &mut Checks) -> Result<Session, String> {
     let e = expect(g)?;
     let fb = u64::from(e.fb_size);
@@ -114,6 +127,10 @@ fn precopy_checks(g: &mut Gpu, checks: &mut Checks) -> Result<Session, String> {
         }),
     ));
     checks.push(("PRECOPY_INFO with argsz 16".into(), expect_errno("", fd.precopy_info_with_argsz(16), libc::EINVAL)));
+    checks.push((
+        "PRECOPY_INFOv2: flags echoed before the opt-in, output 0 (no REINIT) after".into(),
+        precopy_v2(g, &fd),
+    ));
     let (bytes, end, grew) = drain(&fd, stream_max(&e) as usize)?;
     let i1 = fd.precopy_info().map_err(|e| format!("PRECOPY_INFO at the end: {e}"))?;
     println!(
