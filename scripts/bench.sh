@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 prepare_build
+# The nested guest the migration figures move (built once, cached like the test kernel).
+bash scripts/build-nested.sh
 (cd selftests/vfio-client && cargo build --release --locked -q)
 # Two 256 MiB boards: the 256 MiB vGPU of the migration figures moves from one to the other.
 exec scripts/vm-run.sh --vram 256M --vram 256M --timeout 5400 -- "$(pwd)/selftests/bench/run-in-vm.sh"

@@ -31,11 +31,14 @@ run "mdevctl start -u $u3 -p $gpu --type nvidia-9105"
 run "mdevctl list"
 say "a VM on vGPU $u1: QEMU with -device vfio-pci,sysfsdev=/sys/bus/mdev/devices/$u1 (a small guest, bochs-drm, its console)"
 off=$(awk -v u="$u1" '$NF == u { sub("M", "", $1); print $1 }' "/sys/bus/pci/devices/$gpu/nvidia/placement")
-scripts/nested-run.sh --append video=1024x768 --hold-cmd "
+shot=${RVGPU_OUT:-/tmp}/nested-guest.png
+scripts/nested-run.sh --append video=1024x768 --device-opts display=on --hold-cmd "
 	echo; echo \"nvidia/vm_name: \$(cat /sys/bus/mdev/devices/$u1/nvidia/vm_name)\"
 	echo \"nvidia/display: \$(cat /sys/bus/mdev/devices/$u1/nvidia/display)\"
 	echo \"the guest's console, read from the vGPU's slice of the physical VRAM (offset ${off}M):\"
-	python3 selftests/vram-ascii.py $gpu $off 4096" "/sys/bus/mdev/devices/$u1" | grep -v '^NESTED: pci'
+	python3 selftests/vram-ascii.py $gpu $off 4096
+	python3 selftests/qmp.py screendump \$NESTED_QMP $shot png &&
+		echo \"a screenshot of the guest's display (QEMU display=on, the vGPU's region plane): $shot\"" "/sys/bus/mdev/devices/$u1" | grep -v '^NESTED: pci'
 run "echo 1 > /sys/bus/mdev/devices/$u2/remove; mdevctl stop -u $u3"
 run "cat /sys/bus/pci/devices/$gpu/nvidia/placement"
 run rmmod rvgpu

@@ -20,7 +20,7 @@
 #   --hold-cmd CMD       once the guest says `ready` (its framebuffer holds console text), run CMD
 #                        with bash -c, here in the test VM, while the nested guest is still up;
 #                        then stop QEMU. CMD sees NESTED_LOG (the serial log so far), NESTED_QEMU_PID,
-#                        NESTED_SYSFSDEV and NESTED_FB ("<name> <virtual_size> <bpp> <stride>" from
+#                        NESTED_QMP (the nested QEMU's QMP socket), NESTED_SYSFSDEV and NESTED_FB ("<name> <virtual_size> <bpp> <stride>" from
 #                        the `NESTED: fb` line). It is bounded by what is left of --timeout.
 #   --mem SIZE           nested guest RAM (default 128M)
 #   --device-opts OPTS   extra vfio-pci properties, appended to the -device option (e.g. display=on)
@@ -117,7 +117,7 @@ cmdline+=("${append[@]}")
 qemu=(
 	qemu-system-x86_64 -machine pc -accel tcg -m "$mem" -smp 1
 	-nodefaults -no-user-config -vga none -display none -monitor none -no-reboot
-	-serial "file:$log"
+	-serial "file:$log" -qmp "unix:$tmp/qmp.sock,server=on,wait=off"
 	-kernel "$bzimage" -initrd "$initramfs" -append "${cmdline[*]}"
 	"${vfio_dev[@]}"
 )
@@ -147,7 +147,7 @@ while :; do
 		[ "$remaining" -gt 0 ] || remaining=1
 		echo "$me: guest ready after $(( $(date +%s) - start )) s; running the hold command (up to $remaining s)"
 		hold_rc=0
-		NESTED_LOG=$log NESTED_QEMU_PID=$qemu_pid NESTED_SYSFSDEV=$sysfsdev NESTED_FB=$fb \
+		NESTED_LOG=$log NESTED_QEMU_PID=$qemu_pid NESTED_SYSFSDEV=$sysfsdev NESTED_FB=$fb NESTED_QMP=$tmp/qmp.sock \
 			timeout -k 5 "$remaining" bash -c "$hold_cmd" </dev/null || hold_rc=$?
 		echo "$me: hold command exited with status $hold_rc; stopping the nested guest"
 		break

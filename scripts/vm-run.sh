@@ -24,6 +24,8 @@
 #   --append "ARGS"      extra kernel command-line arguments; repeatable
 #   --qemu-opts "OPTS"   extra QEMU arguments, split on whitespace; repeatable
 #   --env NAME=VALUE     extra environment variable for CMD; repeatable
+#   --out DIR            CMD gets RVGPU_OUT, a writable directory (the guest's root is read-only);
+#                        whatever it leaves there is copied into DIR on the host when the VM stops
 #   --verbose            show the kernel's boot messages and its console messages down to
 #                        KERN_INFO (default: boot warnings are hidden, and while CMD runs the console
 #                        shows KERN_WARNING and worse; oopses and panics always show)
@@ -35,6 +37,9 @@
 #
 # Exit status: CMD's, or 125 when the VM reported no result (did not boot, crashed, timed out), or
 # 2 for a usage error, or 130/143/129 when SIGINT/SIGTERM/SIGHUP stopped the run.
+#
+# A test in the guest can ask for a screendump of a board's own display output (the QEMU running the
+# VM takes it): see the screendump service below and selftests/rvgpu.py board_screendump().
 #
 # Guest facts (see scripts/guest-init.sh): the root, $RVGPU_CACHE and the repository are read-only;
 # /tmp, /run, /var/tmp, /var/lib and /var/log are empty tmpfs; /root and /etc/mdevctl.d are writable
@@ -71,7 +76,7 @@ size_mib() {
 }
 
 vram=() board=bochs-display machine=pc mem=2G smp=2 timeout_s=900 boot_timeout_s=120
-append=() qemu_extra=() extra_env=()
+append=() qemu_extra=() extra_env=() out_dir=
 boot_loglevel=4 run_loglevel=5
 need_arg() { [ "$2" -ge 2 ] || usage_error "$1 needs an argument"; }
 while [ $# -gt 0 ]; do
@@ -85,9 +90,10 @@ while [ $# -gt 0 ]; do
 	--boot-timeout) need_arg "$1" $#; boot_timeout_s=$2; shift 2 ;;
 	--append) need_arg "$1" $#; append+=("$2"); shift 2 ;;
 	--qemu-opts) need_arg "$1" $#; read -r -a opts <<<"$2"; qemu_extra+=("${opts[@]}"); shift 2 ;;
+	--out) need_arg "$1" $#; out_dir=$2; shift 2 ;;
 	--env) need_arg "$1" $#; [[ $2 =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || usage_error "--env wants NAME=VALUE"
 		extra_env+=("$2"); shift 2 ;;
-	--vram=*|--board=*|--mem=*|--machine=*|--smp=*|--timeout=*|--boot-timeout=*|--append=*|--qemu-opts=*|--env=*)
+	--vram=*|--board=*|--mem=*|--machine=*|--smp=*|--timeout=*|--boot-timeout=*|--append=*|--qemu-opts=*|--env=*|--out=*)
 		set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
 	--verbose) boot_loglevel=7 run_loglevel=7; shift ;;
 	-h|--help) usage ;;
@@ -100,17 +106,18 @@ done
 [[ $boot_timeout_s =~ ^[1-9][0-9]*$ ]] || usage_error "--boot-timeout wants a number of seconds"
 [[ $smp =~ ^[1-9][0-9]*$ ]] || usage_error "--smp wants a number"
 [ ${#vram[@]} -gt 0 ] || vram=(256M)
-boards=() vram_total=0
+boards=() vram_total=0 vram_ids=()
 for v in "${vram[@]}"; do
 	if ! mib=$(size_mib "$v") || [ "$mib" -eq 0 ]; then usage_error "bad --vram size '$v'"; fi
 	bar=1
 	while [ $bar -lt "$mib" ]; do bar=$((bar * 2)); done
 	vram_total=$((vram_total + bar))
 	case $board in
-	bochs-display) boards+=(-device "bochs-display,vgamem=${mib}M") ;;
-	secondary-vga) boards+=(-device "secondary-vga,vgamem_mb=$mib") ;;
+	bochs-display) boards+=(-device "bochs-display,vgamem=${mib}M,id=board${#vram_ids[@]}") ;;
+	secondary-vga) boards+=(-device "secondary-vga,vgamem_mb=$mib,id=board${#vram_ids[@]}") ;;
 	*) usage_error "--board must be bochs-display or secondary-vga, not '$board'" ;;
 	esac
+	vram_ids+=("board${#vram_ids[@]}")
 done
 
 # The boards' VRAM BARs are 32-bit: SeaBIOS places them between the top of the RAM below 4 GiB
@@ -193,7 +200,7 @@ fi
 # The private directory: the command script and the status file live in io/, shared read-write.
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rvgpu-vm.XXXXXX")
 io=$tmp/io
-mkdir "$io"
+mkdir "$io" "$io/out"
 # shellcheck disable=SC2317  # called from traps
 qemu_pid() { local p; p=$(cat "$tmp/qemu.pid" 2>/dev/null) && [ -n "$p" ] && echo "$p"; }
 # shellcheck disable=SC2317
@@ -217,6 +224,7 @@ done
 	done < <(compgen -e | grep -E '^(RVGPU_[A-Z0-9_]*|CI|RUST_BACKTRACE|RUST_LOG)$' |
 		grep -vx -e RVGPU_ACCEL -e RVGPU_VM_PROBE)
 	printf 'export %s=%q\n' PATH "$guest_path" TERM dumb HOME /root LANG C.UTF-8 RVGPU_VM 1
+	[ -z "$out_dir" ] || printf 'export %s=%q\n' RVGPU_OUT /run/rvgpu-io/out
 	for e in "${extra_env[@]}"; do printf 'export %s=%q\n' "${e%%=*}" "${e#*=}"; done
 	printf 'dir=%q\n' "$PWD"
 	# shellcheck disable=SC2016  # $dir is for the guest
@@ -236,7 +244,7 @@ cmdline=(
 qemu=(
 	qemu-system-x86_64 -machine "$machine_opt" "${accel_opts[@]}" -smp "$smp" -m "$mem"
 	-nodefaults -no-user-config -vga none -display none -monitor none -no-reboot
-	-pidfile "$tmp/qemu.pid"
+	-pidfile "$tmp/qemu.pid" -qmp "unix:$tmp/qmp.sock,server=on,wait=off"
 	-kernel "$bzimage" -append "${cmdline[*]}"
 	-chardev 'stdio,id=console,signal=off' -serial chardev:console
 	-fsdev 'local,id=rootfs,path=/,security_model=none,readonly=on,multidevs=remap'
@@ -275,12 +283,37 @@ boot_watchdog() {
 }
 boot_watchdog &
 watchdog=$!
+# The screendump service: a test in the guest asks for a picture of a board's own display (what
+# this QEMU shows of it) by writing "<board index> <file name>" to io/screendump.req; the picture
+# (PPM) lands in io/<file name>, and io/screendump.done names it.
+# shellcheck disable=SC2317
+screendump_service() {
+	local idx name
+	while kill -0 "$runner" 2>/dev/null; do
+		if [ -f "$io/screendump.req" ] && read -r idx name <"$io/screendump.req"; then
+			rm -f "$io/screendump.req" "$io/screendump.done"
+			if [[ $idx =~ ^[0-9]+$ && $name =~ ^[A-Za-z0-9._-]+$ ]] &&
+				python3 "$here/../selftests/qmp.py" screendump "$tmp/qmp.sock" "$io/$name" ppm "board$idx" \
+					>"$io/screendump.err" 2>&1; then
+				echo "$name" >"$io/screendump.done"
+			else
+				echo "error" >"$io/screendump.done"
+			fi
+		fi
+		sleep 0.2
+	done
+}
+screendump_service &
+screendumper=$!
 rc=0
 wait "$runner" || rc=$?
 while kill -0 "$runner" 2>/dev/null; do rc=0; wait "$runner" || rc=$?; done # after a trap
-kill "$watchdog" 2>/dev/null || true
+kill "$watchdog" "$screendumper" 2>/dev/null || true
 wait "$filter" 2>/dev/null || true
 elapsed=$(( $(date +%s) - start ))
+if [ -n "$out_dir" ] && [ -n "$(ls -A "$io/out")" ]; then
+	mkdir -p "$out_dir" && cp -r "$io/out/." "$out_dir/" || echo "$me: cannot copy the guest's output into $out_dir" >&2
+fi
 
 if [ -n "$caught" ]; then
 	echo "$me: interrupted by SIG$caught after $elapsed s" >&2

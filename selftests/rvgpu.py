@@ -8,6 +8,7 @@ import mmap
 import os
 import struct
 import subprocess
+import time
 import uuid as uuidlib
 
 ROOT = os.environ.get("RVGPU_ROOT") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -205,3 +206,29 @@ class Vram:
     def close(self):
         self.map.close()
         os.close(self.fd)
+
+
+IO_DIR = "/run/rvgpu-io"
+
+
+def board_screendump(gpu, name, timeout=60):
+    """A picture (PPM) of board `gpu`'s own display output, taken by the QEMU that runs this test
+    VM (scripts/vm-run.sh's screendump service); its path, or raises OSError."""
+    idx = gpus().index(gpu)
+    done = f"{IO_DIR}/screendump.done"
+    if os.path.exists(done):
+        os.unlink(done)
+    with open(f"{IO_DIR}/screendump.req.tmp", "w") as f:
+        f.write(f"{idx} {name}\n")
+    os.rename(f"{IO_DIR}/screendump.req.tmp", f"{IO_DIR}/screendump.req")
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            got = open(done).read().strip()
+        except FileNotFoundError:
+            time.sleep(0.2)
+            continue
+        if got != name:
+            raise OSError(f"screendump of board {idx} failed: {open(f'{IO_DIR}/screendump.err').read()[-300:]}")
+        return f"{IO_DIR}/{name}"
+    raise OSError(f"no screendump of board {idx} after {timeout} s (is this VM run by scripts/vm-run.sh?)")

@@ -46,6 +46,23 @@ pub(crate) trait Board: Send + Sync {
 
     /// The physical (bus) address of the VRAM, for mapping slices of it into user space.
     fn vram_phys(&self) -> u64;
+
+    /// Makes the board's own display output show `scan` (`None`: nothing, the display off).
+    /// `EINVAL` if the board cannot scan that out (the board's display is then off).
+    fn show(&self, scan: Option<Scan>) -> Result;
+}
+
+/// A picture in VRAM for a board's display output to scan out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Scan {
+    /// Where the first line starts, in the board's VRAM.
+    pub(crate) offset: u64,
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+    /// Bits per pixel.
+    pub(crate) bpp: u32,
+    /// Bytes per line.
+    pub(crate) stride: u32,
 }
 
 /// The identification line a board logs when it binds.

@@ -83,7 +83,7 @@ impl pci::Driver for RvgpuPciDriver {
                 board.identity(),
                 table.types.len()
             );
-            let gpu = Gpu::new(board, table)?;
+            let gpu = Gpu::new(pdev.as_ref(), board, table)?;
             let types = vgpu::type_infos(&gpu)?;
             Ok(mdev::Parent::new(
                 pdev.as_ref(),

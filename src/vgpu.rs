@@ -39,6 +39,7 @@ mod instance;
 mod migration;
 mod params;
 mod region;
+mod scanout;
 mod slice;
 mod types;
 pub(crate) mod uapi;
@@ -83,6 +84,12 @@ impl mdev::Driver for VgpuDriver {
 
     fn created(dev: &Device<Vgpu>) {
         Vgpu::log_created(dev);
+        // The board's display can show the vGPU from now on (no memory: then it cannot).
+        let _ = dev.slice.gpu().scanout_register(&dev.scanout);
+    }
+
+    fn remove(dev: &Device<Vgpu>) {
+        dev.slice.gpu().scanout_unregister(&dev.scanout);
     }
 
     fn available(gpu: &Arc<Gpu>, type_index: usize) -> u32 {
@@ -104,6 +111,10 @@ impl mdev::Driver for VgpuDriver {
 
     fn parent_attr_show(gpu: &Arc<Gpu>, attr: GpuAttr, out: &mut SysfsBuf) -> Result {
         gpu.show_attr(attr, out)
+    }
+
+    fn parent_attr_store(gpu: &Arc<Gpu>, attr: GpuAttr, data: &[u8]) -> Result {
+        gpu.store_attr(attr, data)
     }
 }
 

@@ -29,6 +29,17 @@
  */
 #define RVGPU_MMIO_SIZE			0x1000
 
+/*
+ * The display region, for a viewer of the guest's screen on the host (VFIO, not the guest): VFIO
+ * region index VFIO_PCI_NUM_REGIONS (9), with a VFIO_REGION_INFO_CAP_TYPE capability of type
+ * VFIO_REGION_TYPE_PCI_VENDOR_TYPE | RVGPU_PCI_VENDOR_ID and the subtype below. Its offset 0 is
+ * the scan-out start inside the framebuffer (X_OFFSET * bytes per pixel + Y_OFFSET * stride), it
+ * ends with the framebuffer, and it can be mmapped; when the guest pans, the region follows.
+ * VFIO_DEVICE_QUERY_GFX_PLANE (PROBE | REGION, then REGION) names it as the primary plane's
+ * region; dma-buf planes are not offered.
+ */
+#define RVGPU_REGION_SUBTYPE_SCANOUT	1
+
 /* 0x000 - 0x3ff: EDID (read-only): one EDID 1.4 block, the rest zero. */
 #define RVGPU_MMIO_EDID			0x000
 #define RVGPU_MMIO_EDID_SIZE		0x400
@@ -60,8 +71,8 @@
 #define RVGPU_MMIO_QEXT_END		0x620	/* QEMU's and rvgpu's extension registers end */
 #define RVGPU_MMIO_QEXT_SIZE		0x600	/* read-only: 0x20, the size of 0x600 - 0x61f */
 #define RVGPU_MMIO_QEXT_BYTEORDER	0x604	/* framebuffer byte order */
-#define RVGPU_BYTEORDER_LE		0xbebebebe
-#define RVGPU_BYTEORDER_BE		0x1e1e1e1e
+#define RVGPU_BYTEORDER_LE		0x1e1e1e1e
+#define RVGPU_BYTEORDER_BE		0xbebebebe
 
 /* 0x608 - 0x61f: rvgpu's registers (32 bits, read-only): what the vGPU type allows. */
 #define RVGPU_REG_MAGIC			0x608	/* RVGPU_MAGIC */

@@ -24,5 +24,19 @@ echo 1 >"/sys/bus/mdev/devices/$m/remove"
 # Interrupts and the engine, beside the kernel's mtty sample.
 "$root/selftests/bench/irq-in-vm.sh"
 
+# The display plane query beside the kernel's mdpy sample (its 1024x768 type), and the
+# screendump round trip of a nested guest on a vGPU beside QEMU's emulated display.
+if modprobe mdpy 2>/dev/null; then
+	u=$(cat /proc/sys/kernel/random/uuid); echo "$u" >"/sys/bus/pci/devices/$gpu/mdev_supported_types/nvidia-9104/create"
+	m=$(cat /proc/sys/kernel/random/uuid); echo "$m" >/sys/class/mdev_bus/mdpy/mdev_supported_types/mdpy-xga/create
+	"$root/selftests/vfio-client/target/release/rvgpu-plane-bench" "$u" "$m"
+	echo 1 >"/sys/bus/mdev/devices/$u/remove"
+	echo 1 >"/sys/bus/mdev/devices/$m/remove"
+	rmmod mdpy
+else
+	echo "# mdpy is not available: no plane-query comparison"
+fi
+python3 "$root/selftests/bench/display.py"
+
 # Live migration of the nested guest: rvgpu vGPUs of two sizes beside the emulated display.
 python3 "$root/selftests/bench/migration.py"

@@ -7,6 +7,8 @@
  *
  *   rvgpu-load [--iterations N] [--seconds S] [--report-every N] [--timeout-ms MS]
  *              [--device BDF] [--fb-offset OFF]
+ *   rvgpu-load --display S [--device BDF]
+ *                                the display steps (below), S seconds each, then exit
  *   rvgpu-load --self-test       no device needed: header and layout sanity, command encoding,
  *                                the verifier, and (with CAP_SYS_ADMIN) pagemap translation
  *
@@ -57,6 +59,18 @@
  * page at 0x408000 (4096 bytes each).
  *
  * All values little-endian (x86). Iterations count from 1; iter is also the FENCE value.
+ *
+ * The display steps (--display S), for a host that takes screenshots of the vGPU's display
+ * plane: the program sets modes and pans through the DISPI registers in BAR2 (16-bit accesses),
+ * as a driver that page-flips would, and holds each step S seconds after saying it:
+ *
+ *   NESTED: load display step=0 mode=1024x768x32 offset=0x0         the console, untouched
+ *   NESTED: load display step=1 mode=800x600x32 offset=0x0          the console's bytes at 800x600
+ *   NESTED: load display step=2 mode=1024x768x32 offset=0x300000    Y_OFFSET 768 (a second buffer at
+ *                                                               3 MiB, filled with colour bars)
+ *   NESTED: load display done status=<0 or 1>
+ *
+ * then it puts the console's mode (1024x768x32 at offset 0) back.
  *
  * One iteration: regenerate the pattern page, poison rb_fill/rb_copy (bitwise NOT of what is
  * expected) and the fence word (~iter); queue FILL, COPY_TO_FB, COPY_FROM_FB (fill rectangle),
@@ -574,8 +588,61 @@ static uint64_t console_end(void)
 
 /* ---- the load --------------------------------------------------------------------------- */
 
+/* The display steps (see the top of the file). */
+static void dispi_wr(unsigned idx, uint16_t v)
+{
+	volatile uint16_t *r = (volatile uint16_t *)((volatile uint8_t *)bar2 + RVGPU_MMIO_DISPI);
+
+	r[idx] = htole16(v);
+}
+
+static void set_mode(unsigned w, unsigned h, unsigned virt_w, unsigned y_off)
+{
+	dispi_wr(RVGPU_DISPI_INDEX_ENABLE, 0);
+	dispi_wr(RVGPU_DISPI_INDEX_BPP, 32);
+	dispi_wr(RVGPU_DISPI_INDEX_XRES, w);
+	dispi_wr(RVGPU_DISPI_INDEX_YRES, h);
+	dispi_wr(RVGPU_DISPI_INDEX_ENABLE,
+		 RVGPU_DISPI_ENABLED | RVGPU_DISPI_LFB_ENABLED | RVGPU_DISPI_NOCLEARMEM);
+	dispi_wr(RVGPU_DISPI_INDEX_VIRT_WIDTH, virt_w);
+	dispi_wr(RVGPU_DISPI_INDEX_X_OFFSET, 0);
+	dispi_wr(RVGPU_DISPI_INDEX_Y_OFFSET, y_off);
+}
+
+static int display_steps(const char *device, uint64_t seconds)
+{
+	const uint32_t bars[8] = { 0xffffff, 0xffff00, 0x00ffff, 0x00ff00,
+				   0xff00ff, 0xff0000, 0x0000ff, 0x202020 };
+	const size_t second = 3u << 20, len = 1024u * 4 * 768;
+	char bdf[64];
+	uint64_t size;
+	uint8_t *fb;
+
+	if (find_device(bdf, sizeof(bdf), device) != 0)
+		return 1;
+	bar2 = map_bar(bdf, 2, 0, RVGPU_MMIO_SIZE, &size);
+	fb = map_bar(bdf, 0, second, len, &size);
+	if (!bar2 || !fb)
+		return 1;
+	/* The second buffer: eight vertical colour bars, a white frame line every 64 lines. */
+	for (unsigned y = 0; y < 768; y++)
+		for (unsigned x = 0; x < 1024; x++)
+			put32(fb + (size_t)y * 4096 + x * 4, y % 64 == 0 ? 0xffffff : bars[x / 128]);
+	say("display step=0 mode=1024x768x32 offset=0x0");
+	sleep_us((long)seconds * 1000000);
+	set_mode(800, 600, 800, 0);
+	say("display step=1 mode=800x600x32 offset=0x0");
+	sleep_us((long)seconds * 1000000);
+	set_mode(1024, 768, 1024, 768);
+	say("display step=2 mode=1024x768x32 offset=0x%zx", second);
+	sleep_us((long)seconds * 1000000);
+	set_mode(1024, 768, 1024, 0);
+	say("display done status=0");
+	return 0;
+}
+
 struct opts {
-	uint64_t iterations, seconds, report_every, timeout_ms, fb_offset;
+	uint64_t iterations, seconds, report_every, timeout_ms, fb_offset, display;
 	int have_fb_offset;
 	const char *device;
 };
@@ -1101,6 +1168,8 @@ int main(int argc, char **argv)
 			num = &o.timeout_ms;
 		else if (strcmp(name, "--fb-offset") == 0)
 			num = &o.fb_offset;
+		else if (strcmp(name, "--display") == 0)
+			num = &o.display;
 		else if (strcmp(name, "--device") != 0) {
 			fail("unknown argument '%s'", a);
 			usage(stderr);
@@ -1133,6 +1202,8 @@ int main(int argc, char **argv)
 	}
 	if (self)
 		return self_test();
+	if (o.display)
+		return display_steps(o.device, o.display);
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;	/* no SA_RESTART: sleeps end early */

@@ -20,10 +20,8 @@ round: the framebuffer's dirty tracking sends the pages the guest changes while 
 (QEMU's emulated display), migrated the same way; mtty has no DMA logging, so it needs
 `enable-migration=on`."""
 import json
-import mmap
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +30,8 @@ import uuid as uuid_mod
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from rvgpu import *  # noqa: E402,F403
+from qmp import Qmp  # noqa: E402
+from nestedvm import nested_lines, qemu as nested_qemu, slice_word, stop, wait_line  # noqa: E402
 
 PLAN = 19
 
@@ -42,107 +42,8 @@ MIGRATE_TIMEOUT = 300
 DOWNTIME_LIMIT_MS = 5000
 
 
-class Qmp:
-    def __init__(self, path, timeout=30):
-        end = time.time() + timeout
-        while True:
-            try:
-                self.s = socket.socket(socket.AF_UNIX)
-                self.s.connect(path)
-                break
-            except OSError:
-                self.s.close()
-                if time.time() > end:
-                    raise
-                time.sleep(0.2)
-        self.f = self.s.makefile("rw")
-        json.loads(self.f.readline())  # the greeting
-        self.cmd("qmp_capabilities")
-
-    def cmd(self, name, **args):
-        self.f.write(json.dumps({"execute": name, "arguments": args}) + "\n")
-        self.f.flush()
-        while True:
-            r = json.loads(self.f.readline())
-            if "event" in r:
-                continue
-            if "error" in r:
-                raise RuntimeError(f"{name}: {r['error'].get('desc')}")
-            return r.get("return")
-
-
-def nested_images():
-    out = subprocess.run([f"{ROOT}/scripts/build-nested.sh", "--print"], capture_output=True, text=True, check=True)
-    return out.stdout.split()
-
-
 def qemu(tmp, name, uuid, iommufd, incoming, load=LOAD_SECONDS, mtty=None):
-    """The nested guest's QEMU on vGPU `uuid` (QEMU's emulated bochs-display if None), with its
-    engine workload running for `load` seconds (0: none); `mtty`: an mtty mdev to add
-    (enable-migration=on)."""
-    bz, initrd = nested_images()
-    sysfsdev = f"{MDEV_DEVICES}/{uuid}"
-    if uuid is None:
-        dev = ["-device", "bochs-display,id=gpu0,addr=0x4"]
-    elif iommufd:
-        dev = ["-object", "iommufd,id=fd0", "-device", f"vfio-pci,id=gpu0,addr=0x4,iommufd=fd0,sysfsdev={sysfsdev}"]
-    else:
-        dev = ["-device", f"vfio-pci,id=gpu0,addr=0x4,sysfsdev={sysfsdev}"]
-    append = f"console=ttyS0 panic=-1 quiet rvgpu.hold=900 rvgpu.load={load}"
-    argv = ["qemu-system-x86_64", "-machine", "pc", "-accel", "tcg", "-m", "128M", "-smp", "1",
-            "-nodefaults", "-no-user-config", "-vga", "none", "-display", "none", "-monitor", "none",
-            "-no-reboot", "-serial", f"file:{tmp}/{name}.serial",
-            "-qmp", f"unix:{tmp}/{name}.qmp,server=on,wait=off",
-            "-kernel", bz, "-initrd", initrd, "-append", append] + dev
-    if mtty:
-        argv += ["-device", f"vfio-pci,id=tty0,addr=0x5,sysfsdev={MDEV_DEVICES}/{mtty},enable-migration=on"]
-    if incoming:
-        argv += ["-incoming", "defer"]
-    out = open(f"{tmp}/{name}.out", "w")
-    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-
-
-def nested_lines(tmp, name):
-    try:
-        with open(f"{tmp}/{name}.serial", "rb") as f:
-            data = f.read().decode(errors="replace").replace("\r", "")
-    except FileNotFoundError:
-        return []
-    return [line for line in data.split("\n") if line.startswith("NESTED: ")]
-
-
-def wait_line(tmp, name, pattern, timeout, proc):
-    end = time.time() + timeout
-    while time.time() < end:
-        for line in nested_lines(tmp, name):
-            if re.search(pattern, line):
-                return line
-        if proc.poll() is not None:
-            return None
-        time.sleep(0.5)
-    return None
-
-
-def stop(proc):
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def slice_word(gpu, uuid, offset):
-    """The 32-bit word at `offset` of vGPU `uuid`'s slice, read from the physical VRAM."""
-    row = next(r for r in placement(gpu) if r[3] == uuid)
-    at = (row[0] << 20) + offset
-    fd = os.open(f"/sys/bus/pci/devices/{gpu}/resource0", os.O_RDONLY | os.O_SYNC)
-    try:
-        m = mmap.mmap(fd, at + 4, mmap.MAP_SHARED, mmap.PROT_READ)
-        return int.from_bytes(m[at:at + 4], "little")
-    finally:
-        os.close(fd)
+    return nested_qemu(tmp, name, uuid, iommufd, incoming, load=load, mtty=mtty)
 
 
 def mig_attr(uuid):

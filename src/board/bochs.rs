@@ -15,11 +15,19 @@ use kernel::{
 use super::{
     dispi::{
         self,
+        DISPI_BPP,
+        DISPI_ENABLE,
         DISPI_ID,
-        DISPI_VIDEO_MEMORY_64K, //
+        DISPI_VIDEO_MEMORY_64K,
+        DISPI_VIRT_WIDTH,
+        DISPI_XRES,
+        DISPI_X_OFFSET,
+        DISPI_YRES,
+        DISPI_Y_OFFSET, //
     },
     Board,
-    BoardIdentity, //
+    BoardIdentity,
+    Scan, //
 };
 use crate::{
     vfio::support::cond_resched,
@@ -36,7 +44,7 @@ pub(super) struct Bochs {
     /// The framebuffer (BAR0), mapped whole.
     vram: pci::DevresBar,
     /// The MMIO registers (BAR2).
-    _mmio: pci::DevresBar<MMIO_SIZE>,
+    mmio: pci::DevresBar<MMIO_SIZE>,
     vram_size: u64,
     vram_phys: u64,
     dispi_id: u16,
@@ -79,7 +87,7 @@ impl Bochs {
         Ok(Self {
             vram_phys,
             vram: vram.into_devres()?,
-            _mmio: mmio.into_devres()?,
+            mmio: mmio.into_devres()?,
             vram_size,
             dispi_id,
         })
@@ -161,6 +169,48 @@ impl Board for Bochs {
 
     fn vram_phys(&self) -> u64 {
         self.vram_phys
+    }
+
+    /// Programs the DISPI registers: BPP, XRES, YRES, enable (with NOCLEARMEM, so the picture
+    /// is not cleared), then VIRT_WIDTH and the X/Y offsets that put the scan-out start at
+    /// `scan.offset` (`X_OFFSET * bytes per pixel + Y_OFFSET * stride`, as QEMU scans out).
+    fn show(&self, scan: Option<Scan>) -> Result {
+        let io = self.mmio.try_access().ok_or(ENODEV)?;
+        io.write_reg(DISPI_ENABLE::zeroed());
+        let Some(s) = scan else {
+            return Ok(());
+        };
+        let bytes = match s.bpp {
+            32 => 4,
+            24 => 3,
+            15 | 16 => 2,
+            8 => 1,
+            _ => return Err(EINVAL),
+        };
+        let line = u64::from(s.stride);
+        let fits = |v: u64| u16::try_from(v).map_err(|_| EINVAL);
+        if line == 0 || s.stride % bytes != 0 || (s.offset % line) % u64::from(bytes) != 0 {
+            return Err(EINVAL);
+        }
+        if s.offset + line * u64::from(s.height) > self.vram_size {
+            return Err(EINVAL);
+        }
+        let virt = fits(u64::from(s.stride / bytes))?;
+        let y = fits(s.offset / line)?;
+        let x = fits((s.offset % line) / u64::from(bytes))?;
+        io.write_reg(DISPI_BPP::from(fits(s.bpp.into())?));
+        io.write_reg(DISPI_XRES::from(fits(s.width.into())?));
+        io.write_reg(DISPI_YRES::from(fits(s.height.into())?));
+        io.write_reg(
+            DISPI_ENABLE::zeroed()
+                .with_enabled(true)
+                .with_lfb_enabled(true)
+                .with_noclearmem(true),
+        );
+        io.write_reg(DISPI_VIRT_WIDTH::from(virt));
+        io.write_reg(DISPI_X_OFFSET::from(x));
+        io.write_reg(DISPI_Y_OFFSET::from(y));
+        Ok(())
     }
 }
 

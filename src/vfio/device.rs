@@ -83,6 +83,48 @@ pub(crate) struct RegionInfo {
     /// The part of the region that can be mmapped (offset and size inside the region), reported
     /// as a sparse-mmap capability; `None` when the whole region can be (or none of it).
     pub(crate) sparse_mmap: Option<(u64, u64)>,
+    /// A device-specific region's type and subtype (`VFIO_REGION_INFO_CAP_TYPE`).
+    pub(crate) region_type: Option<(u32, u32)>,
+}
+
+/// What a `VFIO_DEVICE_QUERY_GFX_PLANE` asks, decoded from its flags (any other combination is
+/// refused with `EINVAL` before the driver sees it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PlaneQuery {
+    /// `PROBE | DMABUF`: are planes exported as dma-bufs?
+    ProbeDmabuf,
+    /// `PROBE | REGION`: are planes shown in a region?
+    ProbeRegion,
+    /// `DMABUF`: the plane of `drm_plane_type` as a dma-buf.
+    Dmabuf(u32),
+    /// `REGION`: the plane of `drm_plane_type` (`DRM_PLANE_TYPE_*`) in a region.
+    Region(u32),
+}
+
+/// The `DRM_PLANE_TYPE_*` values of a plane query.
+pub(crate) const DRM_PLANE_TYPE_OVERLAY: u32 = 0;
+pub(crate) const DRM_PLANE_TYPE_PRIMARY: u32 = 1;
+pub(crate) const DRM_PLANE_TYPE_CURSOR: u32 = 2;
+
+/// A plane shown in a region, as `VFIO_DEVICE_QUERY_GFX_PLANE` reports it. The default is the
+/// uapi's "no plane": a disabled plane answers success with zeroed format, size, width and
+/// height.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct GfxPlane {
+    /// The DRM fourcc (`DRM_FORMAT_*`).
+    pub(crate) drm_format: u32,
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+    pub(crate) stride: u32,
+    /// Bytes, a whole number of pages.
+    pub(crate) size: u32,
+    /// The region that shows the plane from its offset 0.
+    pub(crate) region_index: u32,
+    /// Cursor position and hotspot (`u32::MAX`: no hotspot).
+    pub(crate) x_pos: u32,
+    pub(crate) y_pos: u32,
+    pub(crate) x_hot: u32,
+    pub(crate) y_hot: u32,
 }
 
 /// What `VFIO_DEVICE_GET_IRQ_INFO` reports for one interrupt index.
@@ -163,6 +205,12 @@ pub(crate) trait DeviceOps: Sized + Send + Sync {
 
     /// `VFIO_DEVICE_RESET`.
     fn reset(_this: &Device<Self>) -> Result {
+        Err(ENOTTY)
+    }
+
+    /// `VFIO_DEVICE_QUERY_GFX_PLANE` (its `argsz` and flags checked): a probe answers `Ok` when
+    /// supported (the plane is ignored), `EINVAL` when not; a query answers the plane.
+    fn query_gfx_plane(_this: &Device<Self>, _q: PlaneQuery) -> Result<GfxPlane> {
         Err(ENOTTY)
     }
 

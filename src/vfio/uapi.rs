@@ -27,6 +27,46 @@ const _: () = assert!(
         && core::mem::offset_of!(bindings::vfio_irq_set, count) == 16
 );
 
+/// `struct vfio_device_gfx_plane_info`, its union (`region_index` or `dmabuf_id`) as one field.
+#[repr(C)]
+#[derive(Default, FromBytes, IntoBytes)]
+pub(super) struct GfxPlaneInfo {
+    pub(super) argsz: u32,
+    pub(super) flags: u32,
+    pub(super) drm_plane_type: u32,
+    pub(super) drm_format: u32,
+    pub(super) drm_format_mod: u64,
+    pub(super) width: u32,
+    pub(super) height: u32,
+    pub(super) stride: u32,
+    pub(super) size: u32,
+    pub(super) x_pos: u32,
+    pub(super) y_pos: u32,
+    pub(super) x_hot: u32,
+    pub(super) y_hot: u32,
+    pub(super) region_index: u32,
+    pub(super) reserved: u32,
+}
+
+const _: () = assert!(
+    size_of::<GfxPlaneInfo>() == size_of::<bindings::vfio_device_gfx_plane_info>()
+        && core::mem::offset_of!(GfxPlaneInfo, region_index)
+            == core::mem::offset_of!(bindings::vfio_device_gfx_plane_info, __bindgen_anon_1)
+        && core::mem::offset_of!(GfxPlaneInfo, drm_format_mod)
+            == core::mem::offset_of!(bindings::vfio_device_gfx_plane_info, drm_format_mod)
+);
+
+/// A region-type capability: `struct vfio_region_info_cap_type`.
+#[repr(C)]
+pub(super) struct RegionTypeCap {
+    pub(super) header: bindings::vfio_info_cap_header,
+    pub(super) type_: u32,
+    pub(super) subtype: u32,
+}
+
+const _: () =
+    assert!(size_of::<RegionTypeCap>() == size_of::<bindings::vfio_region_info_cap_type>());
+
 /// A sparse-mmap capability with one area: `struct vfio_region_info_cap_sparse_mmap` with its
 /// flexible array of areas spelled out.
 #[repr(C)]

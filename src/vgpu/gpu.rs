@@ -5,11 +5,13 @@
 //! device; it is the data of the device's mdev parent.
 
 use kernel::{
+    device,
     fmt,
     new_mutex,
     prelude::*,
     str::BStr,
     sync::{
+        aref::ARef,
         atomic::{
             Atomic,
             Relaxed, //
@@ -20,6 +22,7 @@ use kernel::{
 };
 
 use super::{
+    scanout::Scanout,
     types::{
         TypeTable,
         VgpuType, //
@@ -49,6 +52,7 @@ pub(crate) enum GpuAttr {
     VramLargestFreeMib,
     Placement,
     PinnedPages,
+    Scanout,
 }
 
 /// The `nvidia/` directory on the physical GPU.
@@ -80,6 +84,11 @@ pub(crate) const GPU_ATTRS: Group<GpuAttr> = Group {
             writable: false,
             id: GpuAttr::PinnedPages,
         },
+        Attr {
+            name: c"scanout",
+            writable: true,
+            id: GpuAttr::Scanout,
+        },
     ],
 };
 
@@ -87,22 +96,42 @@ pub(crate) const GPU_ATTRS: Group<GpuAttr> = Group {
 #[pin_data]
 pub(crate) struct Gpu {
     board: Arc<dyn Board>,
+    /// The PCI device, for log lines.
+    dev: ARef<device::Device>,
     /// Guest pages pinned by all of this GPU's vGPU engines.
     pinned: Atomic<u64>,
     table: &'static TypeTable,
     #[pin]
     vram: Mutex<VramAllocator>,
+    #[pin]
+    scanout: Mutex<ScanoutCtl>,
+}
+
+/// The board's own display output (`nvidia/scanout`): the scan-outs of this GPU's vGPUs (from
+/// their creation to their removal), and the one the board shows.
+struct ScanoutCtl {
+    views: KVec<Arc<Scanout>>,
+    shown: Option<Arc<Scanout>>,
 }
 
 impl Gpu {
-    pub(crate) fn new(board: Arc<dyn Board>, table: &'static TypeTable) -> Result<Arc<Self>> {
+    pub(crate) fn new(
+        dev: &device::Device,
+        board: Arc<dyn Board>,
+        table: &'static TypeTable,
+    ) -> Result<Arc<Self>> {
         let total = u64::from(table.vram_mib) * MIB;
         Arc::pin_init(
             try_pin_init!(Self {
                 board,
+                dev: dev.into(),
                 pinned: Atomic::new(0),
                 table,
                 vram <- new_mutex!(VramAllocator::new(total)),
+                scanout <- new_mutex!(ScanoutCtl {
+                    views: KVec::new(),
+                    shown: None,
+                }),
             }),
             GFP_KERNEL,
         )
@@ -153,6 +182,88 @@ impl Gpu {
             GpuAttr::VramLargestFreeMib => out.emit(fmt!("{}\n", vram.largest_free() / MIB)),
             GpuAttr::Placement => self.write_placement(&vram, out),
             GpuAttr::PinnedPages => out.emit(fmt!("{}\n", self.pinned.load(Relaxed))),
+            GpuAttr::Scanout => {
+                drop(vram);
+                match &self.scanout.lock().shown {
+                    Some(v) => out.emit(fmt!("{}\n", Uuid(v.uuid()))),
+                    None => out.emit(fmt!("none\n")),
+                }
+            }
+        }
+    }
+
+    /// Writes `nvidia/scanout`: a UUID of one of this GPU's vGPUs makes the board's display show
+    /// that vGPU's scan-out (and follow it), `none` releases the display. Anything else, or a
+    /// UUID that is not one of this GPU's vGPUs: `EINVAL` with one log line.
+    pub(crate) fn store_attr(&self, attr: GpuAttr, data: &[u8]) -> Result {
+        if attr != GpuAttr::Scanout {
+            return Err(EPERM);
+        }
+        let text = data.trim_ascii();
+        let mut ctl = self.scanout.lock();
+        if text == b"none" {
+            ctl.shown = None;
+            return self.board.show(None);
+        }
+        let Some(uuid) = parse_uuid(text) else {
+            dev_err!(
+                self.dev,
+                "nvidia/scanout: '{}' is neither a vGPU UUID nor 'none'\n",
+                BStr::from_bytes(&text[..text.len().min(64)])
+            );
+            return Err(EINVAL);
+        };
+        let Some(view) = ctl.views.iter().find(|v| *v.uuid() == uuid).cloned() else {
+            dev_err!(
+                self.dev,
+                "nvidia/scanout: no vGPU {} on this GPU\n",
+                Uuid(&uuid)
+            );
+            return Err(EINVAL);
+        };
+        let scan = view.board_scan();
+        if let Err(e) = self.board.show(scan) {
+            dev_err!(
+                self.dev,
+                "nvidia/scanout: the board cannot show vGPU {}'s mode ({:?})\n",
+                Uuid(&uuid),
+                scan
+            );
+            ctl.shown = None;
+            return Err(e);
+        }
+        dev_info!(self.dev, "the board's display shows vGPU {}\n", Uuid(&uuid));
+        ctl.shown = Some(view);
+        Ok(())
+    }
+
+    /// A vGPU was created: its scan-out can be shown from now on.
+    pub(crate) fn scanout_register(&self, view: &Arc<Scanout>) -> Result {
+        self.scanout.lock().views.push(view.clone(), GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// A vGPU is being removed: if the board shows it, the display is released.
+    pub(crate) fn scanout_unregister(&self, view: &Scanout) {
+        let mut ctl = self.scanout.lock();
+        ctl.views.retain(|v| !core::ptr::eq(&**v, view));
+        if ctl.shown.as_deref().is_some_and(|v| core::ptr::eq(v, view)) {
+            ctl.shown = None;
+            let _ = self.board.show(None);
+            dev_info!(
+                self.dev,
+                "vGPU {} removed: the board's display is released\n",
+                Uuid(view.uuid())
+            );
+        }
+    }
+
+    /// A vGPU's mode changed: if the board shows it, the board follows.
+    pub(crate) fn scanout_follow(&self, view: &Scanout) {
+        let ctl = self.scanout.lock();
+        if ctl.shown.as_deref().is_some_and(|v| core::ptr::eq(v, view)) {
+            // A mode the board cannot show turns its display off until the next change.
+            let _ = self.board.show(view.board_scan());
         }
     }
 
@@ -191,6 +302,27 @@ impl Gpu {
     }
 }
 
+/// A UUID in its canonical text form (`8-4-4-4-12` hex digits, either case).
+pub(crate) fn parse_uuid(text: &[u8]) -> Option<[u8; 16]> {
+    if text.len() != 36 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    let mut digits = text
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| !matches!(i, 8 | 13 | 18 | 23));
+    if [8, 13, 18, 23].iter().any(|&i| text[i] != b'-') {
+        return None;
+    }
+    for b in out.iter_mut() {
+        let hi = char::from(*digits.next()?.1).to_digit(16)?;
+        let lo = char::from(*digits.next()?.1).to_digit(16)?;
+        *b = (hi * 16 + lo) as u8;
+    }
+    Some(out)
+}
+
 /// Formats a UUID in its canonical text form.
 pub(crate) struct Uuid<'a>(pub(crate) &'a [u8; 16]);
 
@@ -203,5 +335,26 @@ impl fmt::Display for Uuid<'_> {
             write!(f, "{:02x}", b)?;
         }
         Ok(())
+    }
+}
+
+#[kunit_tests(rvgpu_vgpu_gpu)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids() {
+        let u = parse_uuid(b"0123ABCD-4567-89ab-cdef-0123456789ab");
+        assert_eq!(
+            u,
+            Some([
+                0x01, 0x23, 0xab, 0xcd, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67,
+                0x89, 0xab
+            ])
+        );
+        assert_eq!(parse_uuid(b"0123abcd-4567-89ab-cdef-0123456789a"), None);
+        assert_eq!(parse_uuid(b"0123abcd-4567-89ab-cdef_0123456789ab"), None);
+        assert_eq!(parse_uuid(b"0123abcg-4567-89ab-cdef-0123456789ab"), None);
+        assert_eq!(parse_uuid(b"none"), None);
     }
 }

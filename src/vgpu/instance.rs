@@ -33,18 +33,28 @@ use super::{
     gpu::Gpu,
     migration::MigCtl,
     params::Params,
+    scanout::{
+        Scanout,
+        REGION_DISPLAY, //
+    },
     slice::VramSlice,
     types::VgpuType,
+    uapi,
     vram::AllocError,
 };
 use crate::vfio::{
     bindings as vb,
     device::{
         DeviceInfo,
+        GfxPlane,
         IrqInfo,
         IrqSet,
         Mmap,
-        RegionInfo, //
+        PlaneQuery,
+        RegionInfo,
+        DRM_PLANE_TYPE_CURSOR,
+        DRM_PLANE_TYPE_OVERLAY,
+        DRM_PLANE_TYPE_PRIMARY, //
     },
     mdev,
     migration::{
@@ -84,6 +94,8 @@ pub(super) struct State {
 pub(crate) struct Vgpu {
     pub(super) vtype: &'static VgpuType,
     pub(super) slice: Arc<VramSlice>,
+    /// What the display region shows (`scanout.rs`).
+    pub(super) scanout: Arc<Scanout>,
     pub(super) engine: Arc<Engine>,
     /// Whether memory decode is on in the config space (`PCI_COMMAND_MEMORY`): BAR accesses
     /// check it without taking `hw`.
@@ -148,9 +160,11 @@ impl Vgpu {
         );
         let fb_bar = u32::try_from(vtype.profile_bytes())?;
         let engine = Engine::new(slice.clone(), vtype.frl_fps)?;
+        let scanout = Scanout::new(slice.clone(), mdev.uuid())?;
         Ok(try_pin_init!(Self {
             vtype,
             slice,
+            scanout,
             engine,
             memory_on: Atomic::new(false),
             hw <- new_spinlock!(Hw {
@@ -165,6 +179,15 @@ impl Vgpu {
                 vm_name: KVec::new(),
             }),
         }))
+    }
+
+    /// Moves the display region to the guest's scan-out start; if it moved, its mappings are
+    /// zapped so that the next access maps the new place.
+    pub(super) fn follow_scanout(this: &Device<Self>) {
+        let mode = this.hw.lock().display.mode();
+        if this.scanout.follow(mode) {
+            this.mappings().zap(REGION_DISPLAY, 0, this.scanout.size());
+        }
     }
 
     /// `<comm>[<pid>]` of the calling task.
@@ -220,7 +243,8 @@ impl DeviceOps for Vgpu {
     fn info(_this: &Device<Self>) -> DeviceInfo {
         DeviceInfo {
             flags: vb::VFIO_DEVICE_FLAGS_PCI | vb::VFIO_DEVICE_FLAGS_RESET,
-            num_regions: vb::VFIO_PCI_NUM_REGIONS,
+            // The PCI regions and the display region.
+            num_regions: REGION_DISPLAY + 1,
             num_irqs: vb::VFIO_PCI_NUM_IRQS,
         }
     }
@@ -288,6 +312,7 @@ impl DeviceOps for Vgpu {
             this.memory_on.store(hw.config.memory_enabled(), Relaxed);
         }
         this.engine.reset();
+        Self::follow_scanout(this);
         Ok(())
     }
 
@@ -296,7 +321,33 @@ impl DeviceOps for Vgpu {
     }
 
     fn write(this: &Device<Self>, offset: u64, data: &mut UserSliceReader) -> Result<usize> {
-        this.region_write(offset, data)
+        let (n, display) = this.region_write(offset, data)?;
+        if display {
+            Self::follow_scanout(this);
+        }
+        Ok(n)
+    }
+
+    fn query_gfx_plane(this: &Device<Self>, q: PlaneQuery) -> Result<GfxPlane> {
+        match q {
+            PlaneQuery::ProbeRegion => Ok(GfxPlane::default()),
+            // No dma-buf planes: QEMU then shows the region plane, without OpenGL.
+            PlaneQuery::ProbeDmabuf | PlaneQuery::Dmabuf(_) => Err(EINVAL),
+            // QEMU's region display asks with the type left 0 (OVERLAY), as the kernel's mdpy
+            // sample allows: the region plane is the primary plane.
+            PlaneQuery::Region(DRM_PLANE_TYPE_OVERLAY | DRM_PLANE_TYPE_PRIMARY) => {
+                let hw = this.hw.lock();
+                let le = hw.display.save().1 != uapi::RVGPU_BYTEORDER_BE;
+                Ok(this.scanout.plane(hw.display.mode(), le))
+            }
+            // No cursor plane: a disabled one, with no hotspot.
+            PlaneQuery::Region(DRM_PLANE_TYPE_CURSOR) => Ok(GfxPlane {
+                x_hot: u32::MAX,
+                y_hot: u32::MAX,
+                ..GfxPlane::default()
+            }),
+            PlaneQuery::Region(_) => Err(EINVAL),
+        }
     }
 
     fn mmap(this: &Device<Self>, vma: &Mmap<'_>) -> Result {

@@ -200,6 +200,7 @@ impl Vgpu {
             self.memory_on.store(hw.config.memory_enabled(), Relaxed);
         }
         self.engine.restore(st);
+        Self::follow_scanout(dev);
         let mut s = self.state.lock();
         let mut text = KVec::with_capacity(len, GFP_KERNEL)?;
         text.extend_from_slice(params, GFP_KERNEL)?;

@@ -22,6 +22,10 @@ use super::{
     config,
     display::Effect,
     instance::Vgpu,
+    scanout::{
+        self,
+        REGION_DISPLAY, //
+    },
 };
 use crate::vfio::{
     bindings as vb,
@@ -50,7 +54,7 @@ struct Access {
 
 /// Splits a device-file offset into region index and offset inside it, refusing accesses that
 /// cross the end of their region.
-fn access(offset: u64, len: usize, fb_size: u64) -> Result<Access> {
+fn access(offset: u64, len: usize, fb_size: u64, display_size: u64) -> Result<Access> {
     let (index, pos) = split_offset(offset);
     let index = u32::try_from(index).map_err(|_| EINVAL)?;
     let end = pos.checked_add(len as u64).ok_or(EINVAL)?;
@@ -58,6 +62,7 @@ fn access(offset: u64, len: usize, fb_size: u64) -> Result<Access> {
         REGION_CONFIG => config::SIZE as u64,
         REGION_MMIO => bar2::SIZE as u64,
         REGION_FB => fb_size,
+        REGION_DISPLAY => display_size,
         _ => return Err(EINVAL),
     };
     if end > limit {
@@ -72,7 +77,7 @@ fn access(offset: u64, len: usize, fb_size: u64) -> Result<Access> {
 impl Vgpu {
     /// `VFIO_DEVICE_GET_REGION_INFO`.
     pub(super) fn region(&self, index: u32) -> Result<RegionInfo> {
-        if index >= vb::VFIO_PCI_NUM_REGIONS {
+        if index > REGION_DISPLAY {
             return Err(EINVAL);
         }
         let rw = vb::VFIO_REGION_INFO_FLAG_READ | vb::VFIO_REGION_INFO_FLAG_WRITE;
@@ -95,6 +100,11 @@ impl Vgpu {
                 info.size = config::SIZE as u64;
                 info.flags = rw;
             }
+            REGION_DISPLAY => {
+                info.size = self.scanout.size();
+                info.flags = rw | vb::VFIO_REGION_INFO_FLAG_MMAP;
+                info.region_type = Some(scanout::REGION_TYPE);
+            }
             _ => {}
         }
         Ok(info)
@@ -102,7 +112,7 @@ impl Vgpu {
 
     pub(super) fn region_read(&self, offset: u64, out: &mut UserSliceWriter) -> Result<usize> {
         let len = out.len();
-        let a = access(offset, len, self.vtype.profile_bytes())?;
+        let a = self.access(offset, len)?;
         match a.index {
             REGION_CONFIG => {
                 let mut buf = [0u8; config::SIZE];
@@ -114,14 +124,21 @@ impl Vgpu {
                 let v = self.mmio_read(a.pos, len)?;
                 out.write_slice(&v.to_le_bytes()[..len])?;
             }
+            REGION_DISPLAY => self.fb_read(self.display_pos(a.pos)?, out)?,
             _ => self.fb_read(a.pos, out)?,
         }
         Ok(len)
     }
 
-    pub(super) fn region_write(&self, offset: u64, data: &mut UserSliceReader) -> Result<usize> {
+    /// A region write; the bytes written, and whether a display register was.
+    pub(super) fn region_write(
+        &self,
+        offset: u64,
+        data: &mut UserSliceReader,
+    ) -> Result<(usize, bool)> {
         let len = data.len();
-        let a = access(offset, len, self.vtype.profile_bytes())?;
+        let a = self.access(offset, len)?;
+        let mut display = false;
         match a.index {
             REGION_CONFIG => {
                 let mut buf = [0u8; config::SIZE];
@@ -135,19 +152,36 @@ impl Vgpu {
                 let mut b = [0u8; 4];
                 let bytes = b.get_mut(..len).ok_or(EINVAL)?;
                 data.read_slice(bytes)?;
-                self.mmio_write(a.pos, len, u32::from_le_bytes(b))?;
+                display = self.mmio_write(a.pos, len, u32::from_le_bytes(b))?;
             }
+            REGION_DISPLAY => self.fb_write(self.display_pos(a.pos)?, data)?,
             _ => self.fb_write(a.pos, data)?,
         }
-        Ok(len)
+        Ok((len, display))
+    }
+
+    fn access(&self, offset: u64, len: usize) -> Result<Access> {
+        access(offset, len, self.vtype.profile_bytes(), self.scanout.size())
+    }
+
+    /// A display-region offset as a framebuffer offset (beyond the usable part it reads
+    /// all-ones and drops writes, as the framebuffer's reservation does).
+    fn display_pos(&self, pos: usize) -> Result<usize> {
+        usize::try_from(self.scanout.start())?
+            .checked_add(pos)
+            .ok_or(EINVAL)
     }
 
     pub(super) fn region_mmap(&self, vma: &Mmap<'_>) -> Result {
         let (index, pos) = vma.region();
-        if index != u64::from(REGION_FB) || !vma.is_shared() {
+        if !vma.is_shared() {
             return Err(EINVAL);
         }
-        self.slice.mmap(pos, vma)
+        match u32::try_from(index) {
+            Ok(REGION_FB) => self.slice.mmap(pos, vma),
+            Ok(REGION_DISPLAY) => self.scanout.mmap(pos, vma),
+            _ => Err(EINVAL),
+        }
     }
 
     /// A trapped register read: decoded once (`bar2::pieces`), each register read where it is
@@ -166,15 +200,16 @@ impl Vgpu {
             .fold(0, |v, p| v | p.extract(hw.display.read(p.reg))))
     }
 
-    /// A trapped register write. A partial write merges into its register.
-    fn mmio_write(&self, pos: usize, len: usize, val: u32) -> Result {
+    /// A trapped register write. A partial write merges into its register. Whether it was a
+    /// display register.
+    fn mmio_write(&self, pos: usize, len: usize, val: u32) -> Result<bool> {
         let (pieces, n) = bar2::pieces(pos, len)?;
         if !self.memory_on.load(Relaxed) {
-            return Ok(());
+            return Ok(false);
         }
         if let Reg::Engine(r) = pieces[0].reg {
             self.engine.write(r, val);
-            return Ok(());
+            return Ok(false);
         }
         let mut effect = Effect::None;
         {
@@ -191,7 +226,7 @@ impl Vgpu {
             // has nothing to clear.
             let _ = self.slice.clear(0, u64::from(bytes));
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Whether a framebuffer access reaches VRAM: not in the host's reservation (all-ones,

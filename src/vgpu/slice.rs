@@ -115,6 +115,14 @@ impl VramSlice {
         r
     }
 
+    /// The physical address of the page at `off` of the slice (page aligned, usable part only).
+    pub(crate) fn page_phys(&self, off: u64) -> Result<u64> {
+        if off % dirty::PAGE != 0 {
+            return Err(EINVAL);
+        }
+        Ok(self.gpu.board().vram_phys() + self.at(off, dirty::PAGE)?)
+    }
+
     /// Maps `[off, off + vma.len())` of the slice into user space (write-combining), filled in
     /// on fault.
     pub(crate) fn mmap(self: &Arc<Self>, off: u64, vma: &Mmap<'_>) -> Result {
@@ -128,7 +136,7 @@ impl FaultBacking for VramSlice {
         if index != FB_REGION {
             return Err(EINVAL);
         }
-        Ok(self.gpu.board().vram_phys() + self.at(offset, dirty::PAGE)?)
+        self.page_phys(offset)
     }
 
     fn first_write(&self, index: u32, offset: u64) {

@@ -393,6 +393,26 @@ impl Device {
         ioctl_none(self.fd.as_fd(), VFIO_DEVICE_RESET).map(drop)
     }
 
+    /// `VFIO_DEVICE_QUERY_GFX_PLANE` with `flags` (`VFIO_GFX_PLANE_TYPE_*`) for `plane_type`
+    /// (`DRM_PLANE_TYPE_*`), `argsz` the whole struct; returns the struct as the kernel left it
+    /// (a probe that succeeds leaves it as it was sent).
+    pub fn query_gfx_plane(&self, flags: u32, plane_type: u32) -> io::Result<vfio_device_gfx_plane_info> {
+        self.query_gfx_plane_with_argsz(std::mem::size_of::<vfio_device_gfx_plane_info>() as u32, flags, plane_type)
+    }
+
+    /// [`Device::query_gfx_plane`] with a caller-chosen `argsz` (the kernel sees at least 4 KiB of
+    /// zero-padded buffer, see [`crate::ioctl::ioctl_buf`]).
+    pub fn query_gfx_plane_with_argsz(
+        &self,
+        argsz: u32,
+        flags: u32,
+        plane_type: u32,
+    ) -> io::Result<vfio_device_gfx_plane_info> {
+        let mut p = vfio_device_gfx_plane_info { argsz, flags, drm_plane_type: plane_type, ..Default::default() };
+        ioctl_pod(self.fd.as_fd(), VFIO_DEVICE_QUERY_GFX_PLANE, &mut p)?;
+        Ok(p)
+    }
+
     // ----- raw ioctls -----------------------------------------------------------------------
 
     /// Any ioctl on the device fd with a byte buffer argument (argsz-first convention, see

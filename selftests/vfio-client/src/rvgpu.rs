@@ -27,6 +27,10 @@ pub const PCI_SUBSYSTEM_ID: u16 = 0x1100;
 
 // BAR2, the register window (offsets are u64, as region offsets are).
 pub const MMIO_SIZE: u64 = 0x1000;
+
+/// The display region (index `VFIO_PCI_NUM_REGIONS`): its `VFIO_REGION_INFO_CAP_TYPE` subtype,
+/// under the type `VFIO_REGION_TYPE_PCI_VENDOR_TYPE | PCI_VENDOR_ID`.
+pub const REGION_SUBTYPE_SCANOUT: u32 = 1;
 pub const MMIO_EDID: u64 = 0x000;
 pub const MMIO_EDID_SIZE: u64 = 0x400;
 
@@ -58,8 +62,8 @@ pub const MMIO_QEXT: u64 = 0x600;
 pub const MMIO_QEXT_END: u64 = 0x620;
 pub const MMIO_QEXT_SIZE: u64 = 0x600;
 pub const MMIO_QEXT_BYTEORDER: u64 = 0x604;
-pub const BYTEORDER_LE: u32 = 0xbebebebe;
-pub const BYTEORDER_BE: u32 = 0x1e1e1e1e;
+pub const BYTEORDER_LE: u32 = 0x1e1e1e1e;
+pub const BYTEORDER_BE: u32 = 0xbebebebe;
 
 // rvgpu's read-only registers.
 pub const REG_MAGIC: u64 = 0x608;
@@ -494,6 +498,11 @@ pub const DISPI: u64 = MMIO_DISPI;
 pub const REGION_BAR0: u32 = uapi::VFIO_PCI_BAR0_REGION_INDEX;
 pub const REGION_BAR2: u32 = uapi::VFIO_PCI_BAR0_REGION_INDEX + 2;
 pub const REGION_CONFIG: u32 = uapi::VFIO_PCI_CONFIG_REGION_INDEX;
+/// The display region's VFIO index: the first after vfio-pci's (see [`REGION_SUBTYPE_SCANOUT`]).
+pub const REGION_DISPLAY: u32 = uapi::VFIO_PCI_NUM_REGIONS;
+/// The display region's `VFIO_REGION_INFO_CAP_TYPE` type (its subtype is
+/// [`REGION_SUBTYPE_SCANOUT`]).
+pub const REGION_TYPE_DISPLAY: u32 = uapi::VFIO_REGION_TYPE_PCI_VENDOR_TYPE | PCI_VENDOR_ID as u32;
 /// VFIO interrupt indexes of a vGPU (vfio-pci's).
 pub const INTX: u32 = uapi::VFIO_PCI_INTX_IRQ_INDEX;
 pub const MSI: u32 = uapi::VFIO_PCI_MSI_IRQ_INDEX;

@@ -121,6 +121,11 @@ pub const VFIO_REGION_TYPE_CCW: u32 = 2;
 pub const VFIO_REGION_TYPE_MIGRATION_DEPRECATED: u32 = 3;
 pub const VFIO_REGION_SUBTYPE_GFX_EDID: u32 = 1;
 
+// struct vfio_device_gfx_plane_info.flags (VFIO_DEVICE_QUERY_GFX_PLANE).
+pub const VFIO_GFX_PLANE_TYPE_PROBE: u32 = 1 << 0;
+pub const VFIO_GFX_PLANE_TYPE_DMABUF: u32 = 1 << 1;
+pub const VFIO_GFX_PLANE_TYPE_REGION: u32 = 1 << 2;
+
 pub const VFIO_IRQ_INFO_EVENTFD: u32 = 1 << 0;
 pub const VFIO_IRQ_INFO_MASKABLE: u32 = 1 << 1;
 pub const VFIO_IRQ_INFO_AUTOMASKED: u32 = 1 << 2;
@@ -404,6 +409,45 @@ pub struct vfio_device_feature_mig_data_size {
     pub stop_copy_length: u64,
 }
 
+/// `VFIO_DEVICE_QUERY_GFX_PLANE`'s argument. The header's anonymous union (`region_index` or
+/// `dmabuf_id`) is `region_index`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct vfio_device_gfx_plane_info {
+    pub argsz: u32,
+    pub flags: u32,
+    pub drm_plane_type: u32,
+    pub drm_format: u32,
+    pub drm_format_mod: u64,
+    pub width: u32,
+    pub height: u32,
+    pub stride: u32,
+    pub size: u32,
+    pub x_pos: u32,
+    pub y_pos: u32,
+    pub x_hot: u32,
+    pub y_hot: u32,
+    pub region_index: u32,
+    pub reserved: u32,
+}
+
+// ---------------------------------------------------------------------------------------------
+// DRM values VFIO_DEVICE_QUERY_GFX_PLANE uses: `enum drm_plane_type` (include/drm/drm_plane.h,
+// the values QEMU passes in `drm_plane_type`) and fourccs of uapi/drm/drm_fourcc.h.
+// ---------------------------------------------------------------------------------------------
+
+pub const DRM_PLANE_TYPE_OVERLAY: u32 = 0;
+pub const DRM_PLANE_TYPE_PRIMARY: u32 = 1;
+pub const DRM_PLANE_TYPE_CURSOR: u32 = 2;
+
+/// `fourcc_code(a, b, c, d)`.
+pub const fn fourcc_code(code: &[u8; 4]) -> u32 {
+    u32::from_le_bytes(*code)
+}
+pub const DRM_FORMAT_RGB888: u32 = fourcc_code(b"RG24");
+pub const DRM_FORMAT_XRGB8888: u32 = fourcc_code(b"XR24");
+const _: () = assert!(DRM_FORMAT_RGB888 == 0x3432_4752 && DRM_FORMAT_XRGB8888 == 0x3432_5258);
+
 // ---------------------------------------------------------------------------------------------
 // linux/iommufd.h
 // ---------------------------------------------------------------------------------------------
@@ -504,6 +548,9 @@ const _: () = assert!(std::mem::offset_of!(iommu_ioas_map, user_va) == 16);
 const _: () = assert!(std::mem::offset_of!(iommu_ioas_unmap, iova) == 8);
 const _: () = assert!(std::mem::offset_of!(vfio_precopy_info, initial_bytes) == 8);
 const _: () = assert!(std::mem::offset_of!(vfio_device_feature_dma_logging_control, ranges) == 16);
+assert_size! { vfio_device_gfx_plane_info => 64 }
+const _: () = assert!(std::mem::offset_of!(vfio_device_gfx_plane_info, drm_format_mod) == 16);
+const _: () = assert!(std::mem::offset_of!(vfio_device_gfx_plane_info, region_index) == 56);
 
 /// Marker for the plain-old-data uapi structs above: `#[repr(C)]`, only integer fields, no
 /// padding bytes, valid for every bit pattern. Lets the crate view them as byte slices.
@@ -526,6 +573,8 @@ impl_pod! {
     vfio_device_feature_mig_data_size, iommu_destroy, iommu_ioas_alloc, iommu_ioas_map,
     iommu_ioas_unmap, u8, u16, u32, u64, i32,
 }
+
+impl_pod! { vfio_device_gfx_plane_info }
 
 /// The bytes of a [`Pod`] value.
 pub fn as_bytes<T: Pod>(v: &T) -> &[u8] {

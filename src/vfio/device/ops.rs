@@ -22,7 +22,9 @@ use super::{
         uapi::{
             self,
             minsz,
+            GfxPlaneInfo,
             IrqSetHeader,
+            RegionTypeCap,
             SparseMmapCap, //
         },
     },
@@ -32,6 +34,7 @@ use super::{
     IrqData,
     IrqSet,
     Mmap, //
+    PlaneQuery,
 };
 
 /// The most vectors one `VFIO_DEVICE_SET_IRQS` may carry data for here.
@@ -178,6 +181,25 @@ impl<T: DeviceOps> OpsTable<T> {
                     )
                 })?;
             }
+            if let Some((type_, subtype)) = r.region_type {
+                let mut cap = RegionTypeCap {
+                    header: bindings::vfio_info_cap_header {
+                        id: bindings::VFIO_REGION_INFO_CAP_TYPE as u16,
+                        version: 1,
+                        next: 0,
+                    },
+                    type_,
+                    subtype,
+                };
+                // SAFETY: As for the sparse-mmap capability.
+                to_result(unsafe {
+                    bindings::vfio_info_add_capability(
+                        caps,
+                        &raw mut cap.header,
+                        size_of::<RegionTypeCap>(),
+                    )
+                })?;
+            }
             Ok(0)
         })
     }
@@ -197,6 +219,7 @@ impl<T: DeviceOps> OpsTable<T> {
             bindings::RVGPU_VFIO_DEVICE_GET_INFO => Self::get_info(this, user),
             bindings::RVGPU_VFIO_DEVICE_GET_IRQ_INFO => Self::get_irq_info(this, user),
             bindings::RVGPU_VFIO_DEVICE_RESET => T::reset(this),
+            bindings::RVGPU_VFIO_DEVICE_QUERY_GFX_PLANE => Self::query_gfx_plane(this, user),
             bindings::RVGPU_VFIO_DEVICE_SET_IRQS => Self::set_irqs(this, user),
             _ => Err(ENOTTY),
         };
@@ -218,6 +241,42 @@ impl<T: DeviceOps> OpsTable<T> {
         info.num_regions = i.num_regions;
         info.num_irqs = i.num_irqs;
         uapi::write_user(user, &mut info, minsz)
+    }
+
+    fn query_gfx_plane(this: &Device<T>, user: UserPtr) -> Result {
+        let mut p = GfxPlaneInfo::default();
+        // As the C samples: everything up to the region index (the union) is exchanged.
+        let minsz = minsz!(GfxPlaneInfo, region_index);
+        uapi::read_user(user, &mut p, minsz)?;
+        if (p.argsz as usize) < minsz {
+            return Err(EINVAL);
+        }
+        const PROBE: u32 = bindings::VFIO_GFX_PLANE_TYPE_PROBE;
+        const DMABUF: u32 = bindings::VFIO_GFX_PLANE_TYPE_DMABUF;
+        const REGION: u32 = bindings::VFIO_GFX_PLANE_TYPE_REGION;
+        let q = match p.flags {
+            f if f == PROBE | DMABUF => PlaneQuery::ProbeDmabuf,
+            f if f == PROBE | REGION => PlaneQuery::ProbeRegion,
+            DMABUF => PlaneQuery::Dmabuf(p.drm_plane_type),
+            REGION => PlaneQuery::Region(p.drm_plane_type),
+            _ => return Err(EINVAL),
+        };
+        let plane = T::query_gfx_plane(this, q)?;
+        if matches!(q, PlaneQuery::ProbeDmabuf | PlaneQuery::ProbeRegion) {
+            return Ok(());
+        }
+        p.drm_format = plane.drm_format;
+        p.drm_format_mod = 0;
+        p.width = plane.width;
+        p.height = plane.height;
+        p.stride = plane.stride;
+        p.size = plane.size;
+        p.x_pos = plane.x_pos;
+        p.y_pos = plane.y_pos;
+        p.x_hot = plane.x_hot;
+        p.y_hot = plane.y_hot;
+        p.region_index = plane.region_index;
+        uapi::write_user(user, &mut p, minsz)
     }
 
     fn get_irq_info(this: &Device<T>, user: UserPtr) -> Result {

@@ -87,10 +87,10 @@ fn run(tap: &mut Tap, gpu: &str, ua: &str, ub: &str, path: OpenPath, tag: &str) 
     // 1. Device info.
     let info = a.info().map_err(|e| e.to_string())?;
     tap.result(
-        &t("VFIO_DEVICE_GET_INFO: a PCI device with reset, 9 regions, 5 interrupt indexes"),
+        &t("VFIO_DEVICE_GET_INFO: a PCI device with reset, 10 regions (the PCI regions and the display region), 5 interrupt indexes"),
         ensure(
             info.flags == VFIO_DEVICE_FLAGS_PCI | VFIO_DEVICE_FLAGS_RESET
-                && info.num_regions == 9
+                && info.num_regions == 10
                 && info.num_irqs == 5,
             || format!("{info:?}"),
         ),
@@ -102,8 +102,18 @@ fn run(tap: &mut Tap, gpu: &str, ua: &str, ub: &str, path: OpenPath, tag: &str) 
     let bar2 = regions[REGION_BAR2 as usize].clone();
     let cfg = regions[REGION_CONFIG as usize].clone();
     let usable = bar0.sparse_areas().and_then(|s| s.first()).map(|s| (s.offset, s.size));
-    let others_empty =
-        regions.iter().filter(|r| ![REGION_BAR0, REGION_BAR2, REGION_CONFIG].contains(&r.index)).all(|r| r.size == 0);
+    let others_empty = regions
+        .iter()
+        .filter(|r| ![REGION_BAR0, REGION_BAR2, REGION_CONFIG, REGION_DISPLAY].contains(&r.index))
+        .all(|r| r.size == 0);
+    let display = regions.get(REGION_DISPLAY as usize);
+    let display_ok = display.is_some_and(|d| {
+        matches!(usable, Some((_, u)) if d.size == u)
+            && d.mmappable()
+            && d.readable()
+            && d.writable()
+            && d.region_type() == Some((REGION_TYPE_DISPLAY, REGION_SUBTYPE_SCANOUT))
+    });
     let r = ensure(
         bar0.size.is_power_of_two()
             && bar0.mmappable()
@@ -113,12 +123,13 @@ fn run(tap: &mut Tap, gpu: &str, ua: &str, ub: &str, path: OpenPath, tag: &str) 
             && bar2.size == MMIO_SIZE
             && !bar2.mmappable()
             && cfg.size == 256
+            && display_ok
             && others_empty,
         || format!("{regions:#?}"),
     )
-    .and_then(|()| expect_errno("region 9", a.region_info(9), libc::EINVAL))
+    .and_then(|()| expect_errno("region 10", a.region_info(10), libc::EINVAL))
     .and_then(|()| expect_errno("short argsz", a.region_info_with_argsz(0, 8), libc::EINVAL));
-    tap.result(&t("regions: BAR0 = profile with a sparse mmap area over the usable part, BAR2 4 KiB, config 256 bytes, the rest empty; bad index and short argsz EINVAL"), r);
+    tap.result(&t("regions: BAR0 = profile with a sparse mmap area over the usable part, BAR2 4 KiB, config 256 bytes, the display region (9) the usable size, mmappable, with its type, the rest empty; index 10 and short argsz EINVAL"), r);
     let usable = usable.map_or(0, |u| u.1);
 
     // 3. Config space identity and capabilities.
