@@ -235,6 +235,7 @@ impl Vgpu {
                 let precopy = self.state.lock().params.precopy;
                 let saver = Saver::new(
                     self.slice.clone(),
+                    self.scanout.clone(),
                     dev.mappings(),
                     self.stream_id(),
                     precopy,
@@ -254,8 +255,13 @@ impl Vgpu {
                 Ok(None)
             }
             (Stop, StopCopy) => {
-                let saver =
-                    Saver::new(self.slice.clone(), dev.mappings(), self.stream_id(), false)?;
+                let saver = Saver::new(
+                    self.slice.clone(),
+                    self.scanout.clone(),
+                    dev.mappings(),
+                    self.stream_id(),
+                    false,
+                )?;
                 saver.stop_copy(self.capture()?);
                 let file = MigFile::new(dev, saver.clone(), false)?;
                 m.saver = Some(saver);

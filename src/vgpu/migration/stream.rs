@@ -23,6 +23,10 @@ use kernel::{
 
 use super::super::{
     dirty,
+    scanout::{
+        Scanout,
+        REGION_DISPLAY, //
+    },
     slice::VramSlice,
     uapi::{
         self,
@@ -174,6 +178,8 @@ struct SaverInner {
 #[pin_data]
 pub(crate) struct Saver {
     slice: Arc<VramSlice>,
+    /// Where the display region starts: its mappings show framebuffer pages too.
+    scanout: Arc<Scanout>,
     mappings: Mappings,
     fb_size: u64,
     #[pin]
@@ -192,6 +198,7 @@ impl Saver {
     /// the guest's next write to one is seen.
     pub(crate) fn new(
         slice: Arc<VramSlice>,
+        scanout: Arc<Scanout>,
         mappings: Mappings,
         id: StreamId,
         precopy: bool,
@@ -204,10 +211,12 @@ impl Saver {
             // write.
             slice.dirty().mark_all();
             mappings.zap(FB_REGION, 0, fb_size);
+            mappings.zap(REGION_DISPLAY, 0, fb_size);
         }
         Arc::pin_init(
             pin_init!(Self {
                 slice,
+                scanout,
                 mappings,
                 fb_size,
                 inner <- new_mutex!(SaverInner {
@@ -253,6 +262,18 @@ impl Saver {
     pub(crate) fn progress(&self) -> (u64, u64, u64) {
         let s = self.inner.lock();
         (s.sent, s.rounds, s.resent)
+    }
+
+    /// Zaps `[off, off + len)` of the framebuffer from every mapping that shows it: BAR0, and
+    /// the display region from its start (which moving zaps the whole region anyway).
+    fn zap(&self, off: u64, len: u64) {
+        self.mappings.zap(FB_REGION, off, len);
+        let start = self.scanout.start();
+        let end = off + len;
+        if end > start {
+            let from = off.saturating_sub(start);
+            self.mappings.zap(REGION_DISPLAY, from, end - start - from);
+        }
     }
 
     /// Bytes of the record being read, and of the pages taken but not sent yet.
@@ -316,7 +337,7 @@ impl Saver {
                         // Before the pages are read: the guest's next write to one of them
                         // marks it again.
                         let span = dirty::WORD_PAGES * dirty::PAGE;
-                        self.mappings.zap(FB_REGION, w as u64 * span, span);
+                        self.zap(w as u64 * span, span);
                     }
                     continue;
                 }

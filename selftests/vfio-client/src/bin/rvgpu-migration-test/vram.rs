@@ -3,7 +3,8 @@
 //! device is idle, so nothing is dirty), pages changed through the mmap (one byte, and a span of
 //! three pages), by `pwrite()` on the region and by a FILL are counted in `dirty_bytes`, and the
 //! next reads send exactly those pages, as they are now. A page written again after it was sent
-//! is sent again: in STOP_COPY, which (and `MIG_DATA_SIZE` before it) then holds that one page,
+//! is sent again, and so is a page written through the display region's mapping: in STOP_COPY,
+//! which (and `MIG_DATA_SIZE` before it) then holds those two pages,
 //! the STATE and the END instead of the framebuffer. The destination gets the source's whole
 //! framebuffer, and `nvidia/migration` counts the pages sent again.
 
@@ -13,7 +14,7 @@ use vfio_client::harness::Gpu;
 use vfio_client::migration::stream::{self, Record, RECORD_SIZE, STATE_SIZE};
 use vfio_client::rvgpu::*;
 use vfio_client::tap::{all, ensure};
-use vfio_client::DeviceState;
+use vfio_client::{DeviceState, Prot};
 
 use crate::gpu::{first_difference, sysfs_counter};
 use crate::mig::{read_initial, read_to_end, recover, resume, set, set_fd, set_nofd, WRITE_CHUNK};
@@ -51,6 +52,8 @@ fn tracked(a: &mut Gpu, b: &mut Gpu) -> Result<Checks, String> {
     recover(b)?;
     a.sync_tail()?;
     a.clear()?;
+    // Display off: the display region starts at framebuffer offset 0.
+    a.set_dispi(DISPI_INDEX_ENABLE, 0)?;
     let fb = a.fb_size;
     let resent0 = sysfs_counter(&a.uuid, "vram_resent_pages")?;
     let fd = set_fd(a, DeviceState::PreCopy)?;
@@ -75,6 +78,10 @@ fn tracked(a: &mut Gpu, b: &mut Gpu) -> Result<Checks, String> {
     a.dev.write_region_all(&bar0, (p3 + 100) as u64, &[0xa5; 64]).map_err(|e| format!("pwrite BAR0: {e}"))?;
     a.run(&[Cmd::fill(p4 as u32, 4096, 4096, 2, 0x6b6b_0001)])?;
     let want: BTreeSet<usize> = [p1, p2, p2 + PAGE, p2 + 2 * PAGE, p3, p4, p4 + PAGE].into();
+    // The display region (index 9) shows the framebuffer from the scan-out start (0: the display
+    // is off here): a mapping of it is a fifth way to write, checked below.
+    let r9 = a.dev.region_info(REGION_DISPLAY).map_err(|e| format!("region 9 REGION_INFO: {e}"))?;
+    let mut disp = a.dev.mmap_region(&r9, 0, 2 * PAGE, Prot::RW).map_err(|e| format!("mmap region 9: {e}"))?;
 
     let i1 = fd.precopy_info().map_err(|e| format!("PRECOPY_INFO: {e}"))?;
     println!("# after changing 7 pages: initial_bytes {} dirty_bytes {}", i1.initial_bytes, i1.dirty_bytes);
@@ -99,17 +106,21 @@ fn tracked(a: &mut Gpu, b: &mut Gpu) -> Result<Checks, String> {
         ensure(i2.dirty_bytes == 0, || format!("dirty_bytes {}", i2.dirty_bytes)),
     ));
 
-    // The first page again: its mapping was write-protected when it was sent.
+    // The first page again: its mapping was write-protected when it was sent; and page 1
+    // through the display region's mapping, which was zapped as well.
     a.fb_set(p1 + 0x124, &[byte ^ 0xff])?;
+    let old = disp.as_slice()[PAGE + 8];
+    disp.write_bytes(PAGE + 8, &[old ^ 0x33]).map_err(|e| format!("write through region 9: {e}"))?;
+    drop(disp);
     set_nofd(a, DeviceState::PreCopyP2p)?;
     set_nofd(a, DeviceState::StopCopy)?;
     let size = a.dev.mig_data_size().map_err(|e| format!("MIG_DATA_SIZE: {e}"))?;
-    let most = (PAGE + 3 * RECORD_SIZE + STATE_SIZE) as u64;
-    println!("# MIG_DATA_SIZE in STOP_COPY with one page changed: {size} (the framebuffer is {fb})");
+    let most = (2 * PAGE + 4 * RECORD_SIZE + STATE_SIZE) as u64;
+    println!("# MIG_DATA_SIZE in STOP_COPY with two pages changed: {size} (the framebuffer is {fb})");
     checks.push((
-        "MIG_DATA_SIZE in STOP_COPY: one page, STATE, END".into(),
-        ensure(size >= (PAGE + STATE_SIZE) as u64 && size <= most, || {
-            format!("{size}, not in {}..={most}", PAGE + STATE_SIZE)
+        "MIG_DATA_SIZE in STOP_COPY: two pages, STATE, END".into(),
+        ensure(size >= (2 * PAGE + STATE_SIZE) as u64 && size <= most, || {
+            format!("{size}, not in {}..={most}", 2 * PAGE + STATE_SIZE)
         }),
     ));
     let pre = bytes.len();
@@ -117,8 +128,8 @@ fn tracked(a: &mut Gpu, b: &mut Gpu) -> Result<Checks, String> {
     let got = sent_pages(a, &bytes, pre)?;
     println!("# STOP_COPY: {} bytes, pages {}", bytes.len() - pre, show(&got));
     checks.push((
-        "STOP_COPY sends the one page written since, then STATE and END".into(),
-        ensure(got == BTreeSet::from([p1]) && bytes.len() - pre <= most as usize, || {
+        "STOP_COPY sends the two pages written since (BAR0 and display-region mappings), then STATE and END".into(),
+        ensure(got == BTreeSet::from([PAGE, p1]) && bytes.len() - pre <= most as usize, || {
             format!("{} bytes with pages {}", bytes.len() - pre, show(&got))
         }),
     ));
@@ -126,8 +137,8 @@ fn tracked(a: &mut Gpu, b: &mut Gpu) -> Result<Checks, String> {
     drop(fd);
     let resent = sysfs_counter(&a.uuid, "vram_resent_pages")? - resent0;
     checks.push((
-        "nvidia/migration counts the 8 pages sent again".into(),
-        ensure(resent == 8, || format!("vram_resent_pages went up by {resent}")),
+        "nvidia/migration counts the 9 pages sent again".into(),
+        ensure(resent == 9, || format!("vram_resent_pages went up by {resent}")),
     ));
 
     b.fb_fill(0, b.fb_size, 0xee);
