@@ -131,6 +131,34 @@ def migrate_mtty(tag):
                     diag(f"{t} removing mtty {u}: {e}")
 
 
+def stuck_report(tmp, q, proc, uuid):
+    """What a destination that makes no progress is doing: its QEMU's state and output, the
+    vGPU's registers as nvidia/ shows them, and the kernel stacks of QEMU's threads."""
+    out = []
+    try:
+        out.append(f"query-status: {q.cmd('query-status')}")
+    except (OSError, ValueError, RuntimeError) as e:
+        out.append(f"query-status: {e}")
+    try:
+        out.append("dst QEMU output: " + open(f"{tmp}/dst.out").read()[-600:])
+    except OSError:
+        pass
+    for name in ("display", "migration", "vm_name"):
+        try:
+            out.append(f"nvidia/{name}: {read(f'{MDEV_DEVICES}/{uuid}/nvidia/{name}').strip()}")
+        except OSError:
+            pass
+    tasks = f"/proc/{proc.pid}/task"
+    for tid in sorted(os.listdir(tasks)) if os.path.isdir(tasks) else []:
+        try:
+            comm = read(f"{tasks}/{tid}/comm").strip()
+            stack = read(f"{tasks}/{tid}/stack").strip().replace("\n", " | ")
+            out.append(f"thread {tid} {comm}: {stack[:300]}")
+        except OSError:
+            pass
+    return out
+
+
 def migrate(tag, src_gpu, dst_gpu, dst_iommufd, limit=None):
     """One migration; reports eight results."""
     t = f"[{tag}]"
@@ -201,9 +229,9 @@ def run_migration(t, tmp, src, start, a, b, dst_gpu, dst_iommufd, limit):
         last = [line for line in nested_lines(tmp, "dst") if line.startswith("NESTED: load iter")]
         diag(f"{t} destination: status {running}; {done}; last report: {last[-1] if last else '-'}")
         mism = [line for line in nested_lines(tmp, "dst") if line.startswith(("NESTED: load mismatch", "NESTED: load error"))]
+        ok = running == "running" and done == "NESTED: load done status=0" and not mism
         check(f"{t} the guest runs on the destination and its engine workload reports no mismatch across the switchover",
-              running == "running" and done == "NESTED: load done status=0" and not mism,
-              *(mism[:10] or nested_lines(tmp, "dst")[-8:]))
+              ok, *(mism[:10] or nested_lines(tmp, "dst")[-8:]), *([] if ok else stuck_report(tmp, qd, dst, b)))
         want = None
         if last:
             fbv = re.search(r"fb=(0x[0-9a-f]+)", last[-1])
