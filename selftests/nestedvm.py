@@ -78,14 +78,7 @@ def stop(proc):
 
 def slice_word(gpu, uuid, offset):
     """The 32-bit word at `offset` of vGPU `uuid`'s slice, read from the physical VRAM."""
-    row = next(r for r in placement(gpu) if r[3] == uuid)
-    at = (row[0] << 20) + offset
-    fd = os.open(f"/sys/bus/pci/devices/{gpu}/resource0", os.O_RDONLY | os.O_SYNC)
-    try:
-        m = mmap.mmap(fd, at + 4, mmap.MAP_SHARED, mmap.PROT_READ)
-        return int.from_bytes(m[at:at + 4], "little")
-    finally:
-        os.close(fd)
+    return int.from_bytes(slice_bytes(gpu, uuid, offset, 4), "little")
 
 
 def slice_bytes(gpu, uuid, offset, length):

@@ -53,20 +53,10 @@ def row(gpus_, type_name, busy, precopy, limit):
         time.sleep(8 if busy else 2)
         d = lm.qemu(tmp, "dst", b, False, True, load=0, mtty=tb)
         qs, qd = lm.Qmp(f"{tmp}/src.qmp"), lm.Qmp(f"{tmp}/dst.qmp")
-        caps = [{"capability": "return-path", "state": True}, {"capability": "switchover-ack", "state": True}]
-        for q in (qs, qd):
-            q.cmd("migrate-set-capabilities", capabilities=caps)
-        if limit != DEFAULT_LIMIT_MS:
-            qs.cmd("migrate-set-parameters", **{"downtime-limit": limit})
-        qd.cmd("migrate-incoming", uri=f"unix:{tmp}/mig.sock")
-        qs.cmd("migrate", uri=f"unix:{tmp}/mig.sock")
-        t0 = time.time()
-        info = {}
-        while time.time() - t0 < MIGRATE_TIMEOUT:
-            info = qs.cmd("query-migrate")
-            if info.get("status") in ("completed", "failed", "cancelled"):
-                break
-            time.sleep(0.3)
+        blocker, info = lm.drive(f"[{type_name or 'emulated'}]", tmp, qs, qd,
+                                 None if limit == DEFAULT_LIMIT_MS else limit, timeout=MIGRATE_TIMEOUT)
+        if blocker:
+            return {"status": f"blocked: {blocker}"}, {}
         if a:
             counters = lm.mig_attr(a)
         return info, counters

@@ -52,10 +52,10 @@ def mig_attr(uuid):
     return dict(kv.split("=", 1) for kv in read(f"{MDEV_DEVICES}/{uuid}/nvidia/migration").split())
 
 
-def drive(t, tmp, qs, qd, limit=None):
+def drive(t, tmp, qs, qd, limit=None, timeout=MIGRATE_TIMEOUT):
     """Migrates from QMP `qs` to `qd` over a unix socket, return-path and switchover-ack on, at
-    downtime-limit `limit` ms (None: QEMU's default); the migrate command's error (a blocker) or
-    None, and the last query-migrate."""
+    downtime-limit `limit` ms (None: QEMU's default), for at most `timeout` s; the migrate
+    command's error (a blocker) or None, and the last query-migrate."""
     caps = [{"capability": "return-path", "state": True}, {"capability": "switchover-ack", "state": True}]
     for q in (qs, qd):
         q.cmd("migrate-set-capabilities", capabilities=caps)
@@ -69,7 +69,7 @@ def drive(t, tmp, qs, qd, limit=None):
     except RuntimeError as e:
         return str(e), {}
     info = {}
-    while time.time() - t0 < MIGRATE_TIMEOUT:
+    while time.time() - t0 < timeout:
         info = qs.cmd("query-migrate")
         if info.get("status") in ("completed", "failed", "cancelled"):
             break

@@ -136,6 +136,17 @@ impl Vgpu {
         }
     }
 
+    /// A saving stream of this vGPU; `precopy`: the framebuffer goes in the pre-copy phase.
+    fn saver(&self, dev: &Device<Self>, precopy: bool) -> Result<Arc<Saver>> {
+        Saver::new(
+            self.slice.clone(),
+            self.scanout.clone(),
+            dev.mappings(),
+            self.stream_id(),
+            precopy,
+        )
+    }
+
     /// The device state, everything but the framebuffer (the engine is stopped).
     fn capture(&self) -> Result<KBox<rvgpu_mig_state>> {
         let mut st = KBox::new(rvgpu_mig_state::new_zeroed(), GFP_KERNEL)?;
@@ -233,13 +244,7 @@ impl Vgpu {
             }
             (Running, PreCopy) | (RunningP2p, PreCopyP2p) => {
                 let precopy = self.state.lock().params.precopy;
-                let saver = Saver::new(
-                    self.slice.clone(),
-                    self.scanout.clone(),
-                    dev.mappings(),
-                    self.stream_id(),
-                    precopy,
-                )?;
+                let saver = self.saver(dev, precopy)?;
                 let file = MigFile::new(dev, saver.clone(), false)?;
                 m.saver = Some(saver);
                 Ok(Some(file))
@@ -255,13 +260,7 @@ impl Vgpu {
                 Ok(None)
             }
             (Stop, StopCopy) => {
-                let saver = Saver::new(
-                    self.slice.clone(),
-                    self.scanout.clone(),
-                    dev.mappings(),
-                    self.stream_id(),
-                    false,
-                )?;
+                let saver = self.saver(dev, false)?;
                 saver.stop_copy(self.capture()?);
                 let file = MigFile::new(dev, saver.clone(), false)?;
                 m.saver = Some(saver);

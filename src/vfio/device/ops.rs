@@ -40,6 +40,29 @@ use super::{
 /// The most vectors one `VFIO_DEVICE_SET_IRQS` may carry data for here.
 const MAX_IRQ_DATA: usize = 64;
 
+/// The header of a region-info capability `id` (version 1; the core links `next`).
+fn cap_header(id: u32) -> bindings::vfio_info_cap_header {
+    bindings::vfio_info_cap_header {
+        id: id as u16,
+        version: 1,
+        next: 0,
+    }
+}
+
+/// Copies `cap` into the capability chain `caps` of a `VFIO_DEVICE_GET_REGION_INFO` request.
+///
+/// # Safety
+///
+/// `caps` must be the VFIO core's capability list of the request being answered, and `C` a
+/// `#[repr(C)]` capability whose first field is its `vfio_info_cap_header`.
+unsafe fn add_capability<C>(caps: *mut bindings::vfio_info_cap, cap: &mut C) -> Result {
+    // SAFETY: By the safety requirements `cap` starts with its header and is `size_of::<C>()`
+    // bytes long; the core copies it, so `cap` only needs to live for the call.
+    to_result(unsafe {
+        bindings::vfio_info_add_capability(caps, core::ptr::from_mut(cap).cast(), size_of::<C>())
+    })
+}
+
 /// The C ops table for a [`DeviceOps`] implementation.
 pub(super) struct OpsTable<T: DeviceOps>(PhantomData<T>);
 
@@ -162,43 +185,23 @@ impl<T: DeviceOps> OpsTable<T> {
             info.flags = r.flags;
             if let Some((offset, size)) = r.sparse_mmap {
                 let mut cap = SparseMmapCap {
-                    header: bindings::vfio_info_cap_header {
-                        id: bindings::VFIO_REGION_INFO_CAP_SPARSE_MMAP as u16,
-                        version: 1,
-                        next: 0,
-                    },
+                    header: cap_header(bindings::VFIO_REGION_INFO_CAP_SPARSE_MMAP),
                     nr_areas: 1,
                     reserved: 0,
                     area: bindings::vfio_region_sparse_mmap_area { offset, size },
                 };
-                // SAFETY: `caps` is the VFIO core's capability list for this request; the
-                // capability is copied, `cap` only needs to live for the call.
-                to_result(unsafe {
-                    bindings::vfio_info_add_capability(
-                        caps,
-                        &raw mut cap.header,
-                        size_of::<SparseMmapCap>(),
-                    )
-                })?;
+                // SAFETY: `caps` is the VFIO core's capability list for this request, and
+                // `SparseMmapCap` is `#[repr(C)]` with its header first.
+                unsafe { add_capability(caps, &mut cap) }?;
             }
             if let Some((type_, subtype)) = r.region_type {
                 let mut cap = RegionTypeCap {
-                    header: bindings::vfio_info_cap_header {
-                        id: bindings::VFIO_REGION_INFO_CAP_TYPE as u16,
-                        version: 1,
-                        next: 0,
-                    },
+                    header: cap_header(bindings::VFIO_REGION_INFO_CAP_TYPE),
                     type_,
                     subtype,
                 };
-                // SAFETY: As for the sparse-mmap capability.
-                to_result(unsafe {
-                    bindings::vfio_info_add_capability(
-                        caps,
-                        &raw mut cap.header,
-                        size_of::<RegionTypeCap>(),
-                    )
-                })?;
+                // SAFETY: As above; `RegionTypeCap` is `#[repr(C)]` with its header first.
+                unsafe { add_capability(caps, &mut cap) }?;
             }
             Ok(0)
         })
