@@ -13,7 +13,9 @@
 #include <linux/sched.h>
 #include <linux/string.h>
 #include <linux/sysfs.h>
+#include <linux/timekeeping.h>
 #include <linux/vfio.h>
+#include <linux/workqueue.h>
 
 #include "helpers.h"
 
@@ -114,4 +116,25 @@ void rvgpu_vma_map_on_fault(struct vm_area_struct *vma, const struct vm_operatio
 void rvgpu_vfio_zap(struct vfio_device *vdev, unsigned long long start, unsigned long long len)
 {
 	unmap_mapping_range(vdev->inode->i_mapping, start, len, true);
+}
+
+/*
+ * A workqueue of the driver's own (a physical GPU's scheduler runs on it): unbound, as the
+ * kernel's system_unbound_wq, with the default number of concurrent items. The 7.3 Rust crate
+ * cannot create one yet.
+ */
+struct workqueue_struct *rvgpu_alloc_workqueue(const char *name)
+{
+	return alloc_workqueue("%s", WQ_UNBOUND, 0, name);
+}
+
+void rvgpu_destroy_workqueue(struct workqueue_struct *wq)
+{
+	destroy_workqueue(wq);
+}
+
+/* CLOCK_MONOTONIC in nanoseconds (what user space reads with clock_gettime()). */
+unsigned long long rvgpu_ktime_get_ns(void)
+{
+	return ktime_get_ns();
 }

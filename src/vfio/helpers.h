@@ -17,6 +17,7 @@ struct page;
 struct vfio_device;
 struct vm_area_struct;
 struct vm_operations_struct;
+struct workqueue_struct;
 
 void rvgpu_vfio_put_device(struct vfio_device *vdev);
 struct device *rvgpu_vfio_device_dev(struct vfio_device *vdev);
@@ -33,5 +34,9 @@ void rvgpu_current_comm(char *buf, unsigned int len);
 void rvgpu_vma_map_on_fault(struct vm_area_struct *vma, const struct vm_operations_struct *ops,
 			    void *priv);
 void rvgpu_vfio_zap(struct vfio_device *vdev, unsigned long long start, unsigned long long len);
+
+struct workqueue_struct *rvgpu_alloc_workqueue(const char *name);
+void rvgpu_destroy_workqueue(struct workqueue_struct *wq);
+unsigned long long rvgpu_ktime_get_ns(void);
 
 #endif /* RVGPU_VFIO_HELPERS_H */

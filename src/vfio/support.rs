@@ -3,13 +3,18 @@
 //! Small safe wrappers for kernel facilities the 7.3 `kernel` crate does not offer yet.
 //!
 //! C headers: [`include/linux/workqueue.h`](srctree/include/linux/workqueue.h),
-//! [`include/linux/sched.h`](srctree/include/linux/sched.h).
+//! [`include/linux/sched.h`](srctree/include/linux/sched.h),
+//! [`include/linux/timekeeping.h`](srctree/include/linux/timekeeping.h).
+
+use core::ptr::NonNull;
 
 use kernel::{
     current,
+    prelude::*,
     sync::Arc,
     workqueue::{
         HasWork,
+        Queue,
         Work,
         WorkItem, //
     }, //
@@ -62,4 +67,44 @@ pub(crate) fn current_task_name() -> ([u8; 16], i32) {
     // name the way `get_task_comm()` does.
     unsafe { bindings::rvgpu_current_comm(comm.as_mut_ptr(), comm.len() as u32) };
     (comm, current!().pid())
+}
+
+/// A workqueue of the driver's own (`alloc_workqueue()`, unbound), destroyed when dropped.
+///
+/// Dropping it drains it (`destroy_workqueue()`): it must not be dropped from one of its own
+/// work items.
+pub(crate) struct OwnedQueue(NonNull<bindings::workqueue_struct>);
+
+// SAFETY: A workqueue may be used and destroyed from any thread.
+unsafe impl Send for OwnedQueue {}
+// SAFETY: Queueing work is thread safe (`queue_work()` takes the queue's own locks).
+unsafe impl Sync for OwnedQueue {}
+
+impl OwnedQueue {
+    /// A new unbound workqueue named `name` (shown in the names of its worker threads).
+    pub(crate) fn new(name: &CStr) -> Result<Self> {
+        // SAFETY: `name` is a NUL-terminated string; `alloc_workqueue()` copies it.
+        let wq = unsafe { bindings::rvgpu_alloc_workqueue(name.as_char_ptr()) };
+        NonNull::new(wq).map(Self).ok_or(ENOMEM)
+    }
+
+    /// The queue, to enqueue work items on.
+    pub(crate) fn queue(&self) -> &Queue {
+        // SAFETY: The pointer is a live workqueue until `drop`, which needs `&mut self`, so it
+        // outlives the returned reference.
+        unsafe { Queue::from_raw(self.0.as_ptr()) }
+    }
+}
+
+impl Drop for OwnedQueue {
+    fn drop(&mut self) {
+        // SAFETY: The workqueue was allocated in `new` and is destroyed once, here.
+        unsafe { bindings::rvgpu_destroy_workqueue(self.0.as_ptr()) }
+    }
+}
+
+/// `CLOCK_MONOTONIC` now, in nanoseconds (the clock user space reads with `clock_gettime()`).
+pub(crate) fn monotonic_ns() -> u64 {
+    // SAFETY: `ktime_get_ns()` may be called from any context once timekeeping is up.
+    unsafe { bindings::rvgpu_ktime_get_ns() }
 }
