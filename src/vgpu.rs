@@ -40,6 +40,7 @@ mod migration;
 mod params;
 mod region;
 mod scanout;
+mod sched;
 mod slice;
 mod types;
 pub(crate) mod uapi;

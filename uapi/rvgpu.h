@@ -87,8 +87,8 @@
 /*
  * 0x700 - 0x73f: interrupts and the command engine (32-bit registers).
  *
- * The physical board has no engine: each vGPU's engine is executed by the host driver, on the
- * kernel's unbound workqueue, outside the register trap path. Interrupts reach the VM through
+ * The physical board has no engine: each vGPU's engine is executed by the host driver, by the
+ * physical GPU's scheduler (a workqueue of its own), outside the register trap path. Interrupts reach the VM through
  * INTx (pin A; VFIO index 0, with mask/unmask and automasking) or MSI (one vector, VFIO index 1).
  * The engine registers are 32 bits wide and take 4-byte accesses only.
  */
@@ -133,12 +133,26 @@
  *
  * Rectangles in the framebuffer are given in bytes: a start offset, a stride and a width (all
  * multiples of 4 for FILL), so commands do not depend on the display mode.
+ *
+ * WAIT_VBLANK paces a "draw, wait for vblank" loop at the type's frame-rate limit (frl_config in
+ * the type's description; RVGPU_REG_FRL_FPS): it completes 1/frl_config s after the previous
+ * WAIT_VBLANK completed, or at once if that time has passed (a slow frame is not made up for by
+ * a burst). The commands after it wait with it; the engine runs other vGPUs meanwhile. With the
+ * limiter off it completes at once, so the loop runs unpaced: `frame_rate_limiter=0` in the
+ * vGPU's nvidia/vgpu_params (taken when the device is opened), or a scheduler policy other than
+ * best_effort (as on NVIDIA's vGPU, equal_share and fixed_share turn the limiter off).
+ *
+ * The physical GPU's engine time is shared between its vGPUs by a time-sliced scheduler (the
+ * physical GPU's nvidia/scheduler file); a long FILL or COPY is preempted between lines when its
+ * vGPU's time slice ends and goes on in its next one.
  */
 #define RVGPU_CMD_NOP			0
 #define RVGPU_CMD_FILL			1	/* fill a framebuffer rectangle with a 32-bit value */
 #define RVGPU_CMD_COPY_TO_FB		2	/* guest memory -> framebuffer rectangle */
 #define RVGPU_CMD_COPY_FROM_FB		3	/* framebuffer rectangle -> guest memory */
 #define RVGPU_CMD_FENCE			4	/* write a 32-bit value to guest memory, then interrupt */
+#define RVGPU_CMD_WAIT_VBLANK		5	/* end a frame: wait for the frame-rate limiter's next
+						 * vertical blank (no arguments, height 0) */
 
 #define RVGPU_CMD_SIZE			32	/* bytes, sizeof(struct rvgpu_cmd) */
 #define RVGPU_RING_MIN_SIZE		0x1000

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A vGPU's `nvidia/` sysfs directory: `vgpu_params` (read-write), `vm_name`, `display` and
-//! `migration` (the migration state and counters).
+//! A vGPU's `nvidia/` sysfs directory: `vgpu_params` (read-write), `vm_name`, `display`,
+//! `migration` (the migration state and counters) and `accounting` (engine use).
 
 use kernel::{
     prelude::*,
@@ -28,6 +28,7 @@ pub(crate) enum VgpuAttr {
     VmName,
     Display,
     Migration,
+    Accounting,
 }
 
 /// A vGPU's `nvidia/` directory.
@@ -54,6 +55,11 @@ pub(crate) const VGPU_ATTRS: Group<VgpuAttr> = Group {
             writable: false,
             id: VgpuAttr::Migration,
         },
+        Attr {
+            name: c"accounting",
+            writable: false,
+            id: VgpuAttr::Accounting,
+        },
     ],
 };
 
@@ -70,6 +76,7 @@ impl Vgpu {
                 out.emit(fmt!("{}\n", BStr::from_bytes(&st.vm_name)))
             }
             VgpuAttr::Display => self.show_display(out),
+            VgpuAttr::Accounting => self.show_accounting(out),
             VgpuAttr::Migration => {
                 let precopy = self.state.lock().params.precopy;
                 let m = self.mig.lock();
@@ -86,6 +93,26 @@ impl Vgpu {
                 ))
             }
         }
+    }
+
+    /// The `accounting` file: `key: value` lines in DRM fdinfo's style
+    /// (`Documentation/gpu/drm-usage-stats.rst`), documented in `README.md`.
+    fn show_accounting(&self, out: &mut SysfsBuf) -> Result {
+        let fb_used = self
+            .hw
+            .lock()
+            .display
+            .mode()
+            .map_or(0, |m| u64::from(m.stride) * u64::from(m.height));
+        self.slice.gpu().accounting_head(out)?;
+        out.emit(fmt!("rvgpu-sched-id: {}\n", self.engine.sched_id()))?;
+        self.engine.stats().emit(out)?;
+        out.emit(fmt!(
+            "rvgpu-pinned-pages: {}\nrvgpu-fb-total: {} KiB\nrvgpu-fb-used: {} KiB\n",
+            self.engine.pinned_pages(),
+            self.vtype.profile_bytes() >> 10,
+            fb_used.div_ceil(1024)
+        ))
     }
 
     /// The `display` file: the scan-out mode the guest set, or `disabled`.
@@ -110,7 +137,9 @@ impl Device<Vgpu> {
     pub(crate) fn store_attr(&self, attr: VgpuAttr, data: &[u8]) -> Result {
         match attr {
             VgpuAttr::VgpuParams => self.store_params(data),
-            VgpuAttr::VmName | VgpuAttr::Display | VgpuAttr::Migration => Err(EPERM),
+            VgpuAttr::VmName | VgpuAttr::Display | VgpuAttr::Migration | VgpuAttr::Accounting => {
+                Err(EPERM)
+            }
         }
     }
 

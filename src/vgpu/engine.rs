@@ -2,9 +2,10 @@
 
 //! A vGPU's command engine and interrupts (`uapi/rvgpu.h`, registers 0x700..0x740).
 //!
-//! The physical Bochs board has no engine: the host driver executes each vGPU's commands, on the
-//! kernel's unbound workqueue, never in the register trap path. A worker runs at most [`BATCH`]
-//! commands and then queues itself again, so one vGPU's long ring cannot starve the others.
+//! The physical Bochs board has no engine: the host driver executes each vGPU's commands, never
+//! in the register trap path. They run in the physical GPU's scheduler (`vgpu/sched.rs`), one
+//! time slice at a time ([`Engine::run_slice`]); a doorbell only tells the scheduler. The
+//! engine's own work item reports vertical blanks.
 //!
 //! - `engine/regs.rs`: the registers, as the trap path reads and writes them;
 //! - `engine/irq.rs`: interrupt delivery through eventfds;
@@ -14,19 +15,21 @@
 //!
 //! # Life cycle
 //!
-//! [`Engine::open`] starts it from power-on state; [`Engine::close`] is its one quiesce point:
-//! it stops the doorbell (`open` cleared under `regs`), then, under `vblank`, marks the engine
-//! closed and cancels the vblank timer (waiting for a running callback), then cancels the worker
-//! (waiting for a running one, which cannot re-arm the timer: it checks `closed` under the same
-//! lock). When `close` returns no timer, worker or callback of this engine runs, so the module
-//! can go.
+//! [`Engine::open`] starts it from power-on state and attaches it to the scheduler;
+//! [`Engine::close`] is its one quiesce point: it stops the doorbell (`open` cleared under
+//! `regs`), then, under `vblank`, marks the engine closed and cancels the vblank timer (waiting
+//! for a running callback), then cancels the work item (waiting for a running one, which cannot
+//! re-arm the timer: it checks `closed` under the same lock), then detaches from the scheduler
+//! (waiting for a slice of it in progress). When `close` returns no timer, work item or slice of
+//! this engine runs, so the module can go.
 //!
 //! # Locks
 //!
 //! In this order (a lock further down is never held while one further up is taken):
-//! `vblank` (mutex), `bounce` (mutex, the worker's), `pins` (mutex, one page access at a time; a
-//! leaf: nothing calls into the VFIO core while holding it, see `engine/pins.rs`), `regs`
-//! (spinlock), `irqs` (spinlock). The trap path takes only the spinlocks.
+//! `vblank` (mutex), the scheduler's `exec` (mutex), `exec` (mutex, a slice's), `pins` (mutex,
+//! one page access at a time; a leaf: nothing calls into the VFIO core while holding it, see
+//! `engine/pins.rs`), the scheduler's `state` (spinlock), `regs` (spinlock), `irqs` (spinlock).
+//! The trap path takes only the spinlocks.
 
 use kernel::{
     impl_has_hr_timer, impl_has_work, new_mutex, new_spinlock, new_work,
@@ -56,19 +59,25 @@ use kernel::{
         Monotonic, //
     },
     workqueue::{
-        self,
         Work,
         WorkItem, //
     },
 };
 
 use super::{
+    sched::{
+        Scheduler,
+        Stats, //
+    },
     slice::VramSlice,
     uapi, //
 };
 use crate::vfio::{
     dma::DmaHandle,
-    support, //
+    support::{
+        self,
+        monotonic_ns, //
+    }, //
 };
 
 mod cmd;
@@ -98,10 +107,42 @@ const IRQ_ALL: u32 = IRQ_COMPLETION | IRQ_ERROR | IRQ_VBLANK;
 const RING_MIN: u32 = uapi::RVGPU_RING_MIN_SIZE;
 const RING_MAX: u32 = uapi::RVGPU_RING_MAX_SIZE;
 
-/// Commands one worker run executes before it queues itself again.
-pub(crate) const BATCH: u32 = 64;
-/// Size of the buffer framebuffer copies go through.
+/// Size of the buffer framebuffer copies and fills go through; a long command can be
+/// preempted after each such chunk.
 const BOUNCE: usize = 16 * 1024;
+
+/// Where a FILL or COPY is: line `y`, byte `x` of it.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Progress {
+    pub(super) y: u32,
+    pub(super) x: u32,
+}
+
+/// The command at HEAD, started and not finished (preempted, or waiting for the frame-rate
+/// limiter).
+struct InFlight {
+    cmd: Command,
+    head: u32,
+    generation: u32,
+    at: Progress,
+}
+
+/// What running a slice works with (under `Engine::exec`).
+struct Exec {
+    bounce: KVec<u8>,
+    cur: Option<InFlight>,
+    /// When the last WAIT_VBLANK completed (ns; 0: none since open).
+    frl_last: u64,
+}
+
+/// How far one step of a command got.
+enum Step {
+    Done(Result<bool, CmdError>),
+    /// The slice ended inside the command.
+    Preempted,
+    /// WAIT_VBLANK: until the limiter's next blank (`Engine::blocked_until`).
+    Blocked,
+}
 
 /// The vblank timer and whether the engine is closed (under `Engine::vblank`).
 struct Vblank {
@@ -115,7 +156,19 @@ struct Vblank {
 pub(crate) struct Engine {
     /// The framebuffer the commands work on.
     slice: Arc<VramSlice>,
+    /// The physical GPU's scheduler, which runs the commands.
+    sched: Arc<Scheduler>,
+    /// This vGPU's number in the GPU's scheduler log.
+    sched_id: u32,
+    /// `max_instance` of the vGPU's type (its fixed share is 1/`max_instance`).
+    max_instance: u32,
     vblank_period_us: i64,
+    /// The frame-rate limiter's period, ns.
+    frl_period_ns: u64,
+    /// `frame_rate_limiter` of the vGPU's parameters when it was opened.
+    frl: Atomic<bool>,
+    /// A WAIT_VBLANK waits until this time (ns; 0: none waits).
+    blocked_until: Atomic<u64>,
     /// Whether the vblank timer should keep running (read in the timer callback, which runs in
     /// interrupt context and so takes no lock).
     vblank_on: Atomic<bool>,
@@ -123,10 +176,12 @@ pub(crate) struct Engine {
     vblank_pending: Atomic<u32>,
     /// Guest pages the DMA log recorded as written, in total (`nvidia/migration`).
     dirty_pages: Atomic<u64>,
+    /// Engine use (`nvidia/accounting`).
+    stats: Stats,
     #[pin]
     vblank: Mutex<Vblank>,
     #[pin]
-    bounce: Mutex<KVec<u8>>,
+    exec: Mutex<Exec>,
     #[pin]
     pins: Mutex<PinCache>,
     #[pin]
@@ -152,22 +207,40 @@ impl_has_hr_timer! {
 }
 
 impl Engine {
-    pub(crate) fn new(slice: Arc<VramSlice>, frl_fps: u32) -> Result<Arc<Self>> {
+    pub(crate) fn new(
+        slice: Arc<VramSlice>,
+        frl_fps: u32,
+        sched: Arc<Scheduler>,
+        sched_id: u32,
+        max_instance: u32,
+    ) -> Result<Arc<Self>> {
         let mut bounce = KVec::with_capacity(BOUNCE, GFP_KERNEL)?;
         bounce.resize(BOUNCE, 0, GFP_KERNEL)?;
         let pins = PinCache::new(slice.gpu().clone());
+        let fps = frl_fps.max(1);
         Arc::pin_init(
             try_pin_init!(Self {
                 slice,
-                vblank_period_us: 1_000_000 / i64::from(frl_fps.max(1)),
+                sched,
+                sched_id,
+                max_instance,
+                vblank_period_us: 1_000_000 / i64::from(fps),
+                frl_period_ns: 1_000_000_000 / u64::from(fps),
+                frl: Atomic::new(true),
+                blocked_until: Atomic::new(0),
                 vblank_on: Atomic::new(false),
                 vblank_pending: Atomic::new(0),
                 dirty_pages: Atomic::new(0),
+                stats: Stats::new(),
                 vblank <- new_mutex!(Vblank {
                     closed: true,
                     timer: None,
                 }),
-                bounce <- new_mutex!(bounce),
+                exec <- new_mutex!(Exec {
+                    bounce,
+                    cur: None,
+                    frl_last: 0,
+                }),
                 pins <- new_mutex!(pins),
                 regs <- new_spinlock!(EngineRegs::default()),
                 irqs <- new_spinlock!(Irqs::default()),
@@ -180,12 +253,22 @@ impl Engine {
     }
 
     /// A user opened the device: the engine starts from power-on state, reaching guest memory
-    /// through `handle`.
-    pub(crate) fn open(&self, handle: Arc<DmaHandle>) {
+    /// through `handle`, scheduled on the GPU; `frl` is the vGPU's `frame_rate_limiter`.
+    pub(crate) fn open(self: &Arc<Self>, handle: Arc<DmaHandle>, frl: bool) -> Result {
+        // The only step that can fail comes first.
+        self.sched.attach(self.clone())?;
         let stale = self.pins.lock().open(handle);
         drop(stale);
+        {
+            let mut ex = self.exec.lock();
+            ex.cur = None;
+            ex.frl_last = 0;
+        }
+        self.frl.store(frl, Relaxed);
+        self.blocked_until.store(0, Relaxed);
         self.vblank.lock().closed = false;
         self.regs.lock().reset(true);
+        Ok(())
     }
 
     /// The user closed the device: the one quiesce point (see the module documentation). When
@@ -200,6 +283,9 @@ impl Engine {
             v.timer = None;
         }
         support::cancel_work_sync(self);
+        self.sched.detach(self);
+        self.exec.lock().cur = None;
+        self.blocked_until.store(0, Relaxed);
         // Unpinned here, with the cache unlocked (see `engine/pins.rs`).
         let released = self.pins.lock().close();
         drop(released);
@@ -214,6 +300,8 @@ impl Engine {
         self.regs.lock().stopped = true;
         self.update_vblank();
         support::cancel_work_sync(self);
+        // A slice in progress ends at its next command boundary (it sees `stopped`).
+        self.sched.sync();
     }
 
     /// Out of migration STOP: the engine goes on (a doorbell written meanwhile runs now, an
@@ -228,7 +316,53 @@ impl Engine {
         if pending {
             self.deliver();
         }
-        self.kick();
+        self.sched.kick(self);
+    }
+
+    /// Engine use, for `nvidia/accounting`.
+    pub(crate) fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Adds `n` to one counter of the vGPU's and of its GPU's.
+    fn count(&self, n: u64, field: impl Fn(&Stats) -> &Atomic<u64>) {
+        field(&self.stats).fetch_add(n, Relaxed);
+        field(self.sched.totals()).fetch_add(n, Relaxed);
+    }
+
+    pub(crate) fn sched_id(&self) -> u32 {
+        self.sched_id
+    }
+
+    pub(crate) fn max_instance(&self) -> u32 {
+        self.max_instance
+    }
+
+    /// Guest pages this engine keeps pinned.
+    pub(crate) fn pinned_pages(&self) -> usize {
+        self.pins.lock().len()
+    }
+
+    /// Whether WAIT_VBLANK waits: the vGPU's limiter is on and the policy is best effort.
+    fn frl_on(&self) -> bool {
+        self.frl.load(Relaxed) && self.sched.policy() == super::sched::Policy::BestEffort
+    }
+
+    /// Whether the engine has work, and from when it may run it (0: now; later while a
+    /// WAIT_VBLANK waits); `None` without work.
+    pub(crate) fn ready_at(&self) -> Option<u64> {
+        let has = {
+            let r = self.regs.lock();
+            r.open && !r.stopped && !r.ring_bad && r.ring_size != 0 && r.head != r.tail
+        };
+        if !has {
+            return None;
+        }
+        Some(if self.frl_on() {
+            self.blocked_until.load(Relaxed)
+        } else {
+            0
+        })
     }
 
     /// Guest pages the DMA log recorded, in total.
@@ -283,6 +417,7 @@ impl Engine {
             let open = r.open;
             r.reset(open);
         }
+        self.blocked_until.store(0, Relaxed);
         self.update_vblank();
     }
 
@@ -293,10 +428,10 @@ impl Engine {
         drop(released);
     }
 
-    /// Queues the worker (from the trap path, the timer callback or the worker itself).
+    /// Queues the engine's work item (vblank reports), on the GPU's workqueue.
     fn kick(self: &Arc<Self>) {
         // Already queued: that run will see the new state.
-        let _ = workqueue::system_unbound().enqueue(self.clone());
+        let _ = self.sched.queue().enqueue(self.clone());
     }
 
     /// Starts or stops the vblank timer to match the enable bit (process context: may sleep).
@@ -327,7 +462,7 @@ impl Engine {
         Ok(raw)
     }
 
-    /// One worker run: vertical blanks counted by the timer, then at most `BATCH` commands.
+    /// The work item: reports the vertical blanks the timer counted.
     fn process(self: &Arc<Self>) {
         self.update_vblank();
         let blanks = self.vblank_pending.xchg(0, Relaxed);
@@ -340,14 +475,22 @@ impl Engine {
                 r.open && !r.stopped
             };
             if counted {
+                self.count(u64::from(blanks), |s| &s.vblanks);
                 self.raise(IRQ_VBLANK);
             }
         }
-        let mut bounce = self.bounce.lock();
-        for _ in 0..BATCH {
+    }
+
+    /// One time slice (the scheduler's work item): commands from HEAD until the ring is empty,
+    /// the engine is stopped or `deadline` (ns) passes; a long command stops between chunks and
+    /// goes on in the next slice.
+    pub(crate) fn run_slice(&self, deadline: u64) {
+        let mut guard = self.exec.lock();
+        let ex = &mut *guard;
+        loop {
             let (base, size, head, tail, generation) = {
                 let mut r = self.regs.lock();
-                if !r.open || r.stopped || r.ring_size == 0 || r.head == r.tail {
+                if !r.open || r.stopped || r.ring_bad || r.ring_size == 0 || r.head == r.tail {
                     r.busy = false;
                     return;
                 }
@@ -361,53 +504,155 @@ impl Engine {
                 && tail < size;
             if !ring_ok {
                 {
-                    // HEAD stays: the ring runs again from there once a valid TAIL is written.
+                    // HEAD stays: the ring runs again from there once it is programmed again.
                     let mut r = self.regs.lock();
                     r.error = CmdError::Ring.code();
                     r.error_head = head;
                     r.busy = false;
+                    r.ring_bad = true;
                 }
                 self.raise(IRQ_ERROR);
                 return;
             }
-            let fb_size = self.slice.usable();
-            let result = self.fetch(base, head).and_then(|bytes| {
-                let cmd = Command::try_from(RawCmd {
-                    bytes: &bytes,
-                    fb_size,
-                })?;
-                self.execute(&mut bounce, &cmd)
-            });
-            let irq = {
-                let mut r = self.regs.lock();
-                if r.generation != generation {
-                    // The ring was reprogrammed meanwhile: this command's outcome is moot.
-                    continue;
-                }
-                r.head = (head + CMD_SIZE as u32) % size;
-                match result {
-                    Ok(fence) => {
-                        r.completed = r.completed.wrapping_add(1);
-                        if fence {
-                            IRQ_COMPLETION
-                        } else {
-                            0
+            let resumed = ex
+                .cur
+                .take()
+                .filter(|c| c.generation == generation && c.head == head);
+            let mut cur = match resumed {
+                Some(c) => c,
+                None => {
+                    let fb_size = self.slice.usable();
+                    let decoded = self.fetch(base, head).and_then(|bytes| {
+                        Command::try_from(RawCmd {
+                            bytes: &bytes,
+                            fb_size,
+                        })
+                    });
+                    match decoded {
+                        Ok(cmd) => InFlight {
+                            cmd,
+                            head,
+                            generation,
+                            at: Progress::default(),
+                        },
+                        Err(e) => {
+                            self.complete(head, size, generation, Err(e));
+                            if monotonic_ns() >= deadline {
+                                return;
+                            }
+                            continue;
                         }
-                    }
-                    Err(e) => {
-                        r.error = e.code();
-                        r.error_head = head;
-                        IRQ_ERROR
                     }
                 }
             };
-            if irq != 0 {
-                self.raise(irq);
+            match self.step(ex, &mut cur, deadline) {
+                Step::Done(result) => self.complete(head, size, generation, result),
+                Step::Preempted | Step::Blocked => {
+                    ex.cur = Some(cur);
+                    return;
+                }
+            }
+            if monotonic_ns() >= deadline {
+                return;
             }
         }
-        drop(bounce);
-        // More work left: queue again behind the other vGPUs.
-        self.kick();
+    }
+
+    /// Runs `cur` on from where it is, until it is done or `deadline` passes.
+    fn step(&self, ex: &mut Exec, cur: &mut InFlight, deadline: u64) -> Step {
+        let finished = |r: Result<bool, CmdError>| match r {
+            Ok(true) => Step::Done(Ok(false)),
+            Ok(false) => Step::Preempted,
+            Err(e) => Step::Done(Err(e)),
+        };
+        match cur.cmd {
+            Command::Nop => Step::Done(Ok(false)),
+            Command::Fill { rect, value } => {
+                finished(self.fill(&mut ex.bounce, &rect, value, &mut cur.at, deadline))
+            }
+            Command::Copy {
+                dir,
+                iova,
+                iova_stride,
+                rect,
+            } => finished(self.copy(
+                &mut ex.bounce,
+                dir,
+                iova,
+                iova_stride,
+                &rect,
+                &mut cur.at,
+                deadline,
+            )),
+            Command::Fence { iova, value } => {
+                Step::Done(self.guest_write(iova, &value.to_le_bytes()).map(|()| {
+                    self.regs.lock().fence = value;
+                    true
+                }))
+            }
+            Command::WaitVblank => self.wait_vblank(&mut ex.frl_last),
+        }
+    }
+
+    /// WAIT_VBLANK: done when the limiter's period since the last one has passed.
+    fn wait_vblank(&self, last: &mut u64) -> Step {
+        let now = monotonic_ns();
+        if !self.frl_on() {
+            self.blocked_until.store(0, Relaxed);
+            *last = now;
+            return Step::Done(Ok(false));
+        }
+        let blocked = self.blocked_until.load(Relaxed);
+        if blocked != 0 {
+            if now < blocked {
+                return Step::Blocked;
+            }
+            // Released at the blank itself, so that the pace does not drift.
+            self.blocked_until.store(0, Relaxed);
+            *last = blocked;
+            self.count(1, |s| &s.frl_delayed);
+            return Step::Done(Ok(false));
+        }
+        let next = *last + self.frl_period_ns;
+        if *last == 0 || now >= next {
+            *last = now;
+            Step::Done(Ok(false))
+        } else {
+            self.blocked_until.store(next, Relaxed);
+            Step::Blocked
+        }
+    }
+
+    /// The command at `head` finished with `result`: HEAD moves on, the counters and the
+    /// interrupt follow (unless the ring was reprogrammed meanwhile).
+    fn complete(&self, head: u32, size: u32, generation: u32, result: Result<bool, CmdError>) {
+        let irq = {
+            let mut r = self.regs.lock();
+            if r.generation != generation {
+                // The ring was reprogrammed meanwhile: this command's outcome is moot.
+                return;
+            }
+            r.head = (head + CMD_SIZE as u32) % size;
+            match result {
+                Ok(fence) => {
+                    r.completed = r.completed.wrapping_add(1);
+                    if fence {
+                        IRQ_COMPLETION
+                    } else {
+                        0
+                    }
+                }
+                Err(e) => {
+                    r.error = e.code();
+                    r.error_head = head;
+                    IRQ_ERROR
+                }
+            }
+        };
+        self.count(1, |s| &s.commands);
+        if irq != 0 {
+            self.raise(irq);
+        }
     }
 }
 

@@ -23,6 +23,12 @@ use kernel::{
 
 use super::{
     scanout::Scanout,
+    sched::{
+        self,
+        ConfigError,
+        Policy,
+        Scheduler, //
+    },
     types::{
         TypeTable,
         VgpuType, //
@@ -53,6 +59,9 @@ pub(crate) enum GpuAttr {
     Placement,
     PinnedPages,
     Scanout,
+    Scheduler,
+    SchedulerLog,
+    Accounting,
 }
 
 /// The `nvidia/` directory on the physical GPU.
@@ -89,8 +98,32 @@ pub(crate) const GPU_ATTRS: Group<GpuAttr> = Group {
             writable: true,
             id: GpuAttr::Scanout,
         },
+        Attr {
+            name: c"scheduler",
+            writable: true,
+            id: GpuAttr::Scheduler,
+        },
+        Attr {
+            name: c"scheduler_log",
+            writable: false,
+            id: GpuAttr::SchedulerLog,
+        },
+        Attr {
+            name: c"accounting",
+            writable: false,
+            id: GpuAttr::Accounting,
+        },
     ],
 };
+
+/// The GPU's scheduler, shut down when the GPU goes (after its last vGPU).
+struct SchedOwner(Arc<Scheduler>);
+
+impl Drop for SchedOwner {
+    fn drop(&mut self) {
+        self.0.shutdown();
+    }
+}
 
 /// The state shared by a physical GPU and its vGPUs.
 #[pin_data]
@@ -101,6 +134,10 @@ pub(crate) struct Gpu {
     /// Guest pages pinned by all of this GPU's vGPU engines.
     pinned: Atomic<u64>,
     table: &'static TypeTable,
+    /// Shares the engine's time between the vGPUs.
+    sched: SchedOwner,
+    /// The next vGPU's number in the scheduler log.
+    next_sched_id: Atomic<u32>,
     #[pin]
     vram: Mutex<VramAllocator>,
     #[pin]
@@ -121,12 +158,16 @@ impl Gpu {
         table: &'static TypeTable,
     ) -> Result<Arc<Self>> {
         let total = u64::from(table.vram_mib) * MIB;
+        let name = kernel::str::CString::try_from_fmt(fmt!("rvgpu-sched/{}", dev.name()))?;
+        let sched = SchedOwner(Scheduler::new(&name)?);
         Arc::pin_init(
             try_pin_init!(Self {
                 board,
                 dev: dev.into(),
                 pinned: Atomic::new(0),
                 table,
+                sched,
+                next_sched_id: Atomic::new(0),
                 vram <- new_mutex!(VramAllocator::new(total)),
                 scanout <- new_mutex!(ScanoutCtl {
                     views: KVec::new(),
@@ -156,13 +197,54 @@ impl Gpu {
 
     /// How many more instances of type `index` fit now.
     pub(crate) fn available(&self, index: usize) -> u32 {
-        self.vgpu_type(index)
-            .map_or(0, |t| self.vram.lock().available(t.profile_bytes()))
+        let Some(t) = self.vgpu_type(index) else {
+            return 0;
+        };
+        let vram = self.vram.lock();
+        let mixed = self.sched().policy() == Policy::FixedShare
+            && vram.slices().iter().any(|s| s.size != t.profile_bytes());
+        if mixed {
+            0
+        } else {
+            vram.available(t.profile_bytes())
+        }
     }
 
-    /// Places a slice for an instance of `t`.
+    /// The GPU's scheduler.
+    pub(crate) fn sched(&self) -> &Arc<Scheduler> {
+        &self.sched.0
+    }
+
+    /// A number for a new vGPU in the scheduler log.
+    pub(crate) fn new_sched_id(&self) -> u32 {
+        self.next_sched_id.fetch_add(1, Relaxed)
+    }
+
+    /// Places a slice for an instance of `t`. Under fixed share every vGPU must have the same
+    /// framebuffer size (as on NVIDIA's): another size is refused.
     pub(crate) fn alloc(&self, t: &VgpuType, uuid: [u8; 16]) -> Result<Slice, AllocError> {
-        self.vram.lock().alloc(t.profile_bytes(), t.id, uuid)
+        let mut vram = self.vram.lock();
+        if self.sched().policy() == Policy::FixedShare {
+            if let Some(other) = vram.slices().iter().find(|s| s.size != t.profile_bytes()) {
+                return Err(AllocError::Mixed {
+                    size: other.size,
+                    type_id: other.type_id,
+                });
+            }
+        }
+        let slice = vram.alloc(t.profile_bytes(), t.id, uuid)?;
+        self.sched().set_density(self.density(&vram));
+        Ok(slice)
+    }
+
+    /// The largest `max_instance` among the types of the vGPUs in `vram`.
+    fn density(&self, vram: &VramAllocator) -> u32 {
+        vram.slices()
+            .iter()
+            .filter_map(|s| self.table.types.iter().find(|t| t.id == s.type_id))
+            .map(|t| t.max_instances)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Scrubs a slice and gives it back. The scrub comes first, so that no other vGPU can get
@@ -170,7 +252,9 @@ impl Gpu {
     pub(crate) fn free(&self, slice: &Slice) {
         // If the board is already unbound its VRAM is out of reach anyway (`ENODEV`).
         let _ = self.board.vram_clear(slice.offset, slice.size);
-        let _ = self.vram.lock().release(slice.offset);
+        let mut vram = self.vram.lock();
+        let _ = vram.release(slice.offset);
+        self.sched().set_density(self.density(&vram));
     }
 
     /// The files of the physical GPU's `nvidia/` directory.
@@ -189,13 +273,116 @@ impl Gpu {
                     None => out.emit(fmt!("none\n")),
                 }
             }
+            GpuAttr::Scheduler => {
+                drop(vram);
+                let (policy, slice_us) = self.sched().config();
+                out.emit(fmt!("policy={} timeslice_us={}\n", policy.name(), slice_us))
+            }
+            GpuAttr::SchedulerLog => {
+                drop(vram);
+                self.sched().emit_log(out)
+            }
+            GpuAttr::Accounting => {
+                let vgpus = vram.slices().len();
+                drop(vram);
+                self.accounting_head(out)?;
+                self.sched().totals().emit(out)?;
+                out.emit(fmt!(
+                    "rvgpu-pinned-pages: {}\nrvgpu-vgpus: {}\nrvgpu-runnable-idle: {} ns\n",
+                    self.pinned.load(Relaxed),
+                    vgpus,
+                    self.sched().runnable_idle_ns()
+                ))
+            }
         }
+    }
+
+    /// The first lines of an accounting file (the GPU's or one of its vGPUs').
+    pub(crate) fn accounting_head(&self, out: &mut SysfsBuf) -> Result {
+        out.emit(fmt!(
+            "drm-driver: rvgpu\ndrm-pdev: {}\nrvgpu-time: {} ns\n",
+            self.dev.name(),
+            crate::vfio::support::monotonic_ns()
+        ))
+    }
+
+    /// Writes `nvidia/scheduler`: `policy=<best_effort|equal_share|fixed_share>`,
+    /// `timeslice_us=<1000..30000, or 0 for the default>` or both. Anything else: `EINVAL` with
+    /// one log line, and nothing changes; so is fixed share while vGPUs of different
+    /// framebuffer sizes are on the GPU.
+    fn store_scheduler(&self, data: &[u8]) -> Result {
+        let text = data.trim_ascii();
+        let shown = BStr::from_bytes(&text[..text.len().min(64)]);
+        let change = sched::parse_config(text).map_err(|e| {
+            match e {
+                ConfigError::Empty => dev_err!(
+                    self.dev,
+                    "nvidia/scheduler: empty; write policy=<best_effort|equal_share|fixed_share> and/or timeslice_us=<{}..{}>\n",
+                    sched::SLICE_MIN_US,
+                    sched::SLICE_MAX_US
+                ),
+                ConfigError::NotKeyValue(i) => dev_err!(
+                    self.dev,
+                    "nvidia/scheduler: '{}' is not key=value\n",
+                    BStr::from_bytes(i)
+                ),
+                ConfigError::UnknownKey(k) => dev_err!(
+                    self.dev,
+                    "nvidia/scheduler: unknown key '{}' (policy, timeslice_us)\n",
+                    BStr::from_bytes(k)
+                ),
+                ConfigError::BadPolicy(v) => dev_err!(
+                    self.dev,
+                    "nvidia/scheduler: unknown policy '{}' (best_effort, equal_share, fixed_share)\n",
+                    BStr::from_bytes(v)
+                ),
+                ConfigError::BadSlice(v) => dev_err!(
+                    self.dev,
+                    "nvidia/scheduler: timeslice_us '{}' is not 0 (default) or {}..{}\n",
+                    BStr::from_bytes(v),
+                    sched::SLICE_MIN_US,
+                    sched::SLICE_MAX_US
+                ),
+            }
+            EINVAL
+        })?;
+        // Under the VRAM lock, so that no vGPU of another size is created meanwhile.
+        let vram = self.vram.lock();
+        if change.policy == Some(Policy::FixedShare) {
+            let mut sizes = vram.slices().iter();
+            if let Some(first) = sizes.next() {
+                if let Some(other) = sizes.find(|s| s.size != first.size) {
+                    dev_err!(
+                        self.dev,
+                        "nvidia/scheduler: fixed_share needs vGPUs of one framebuffer size; this GPU has nvidia-{} ({} MiB) and nvidia-{} ({} MiB)\n",
+                        first.type_id,
+                        first.size / MIB,
+                        other.type_id,
+                        other.size / MIB
+                    );
+                    return Err(EINVAL);
+                }
+            }
+        }
+        let (policy, slice_us) = self.sched().configure(change);
+        drop(vram);
+        dev_info!(
+            self.dev,
+            "scheduler: policy {} time slice {} us ('{}')\n",
+            policy.name(),
+            slice_us,
+            shown
+        );
+        Ok(())
     }
 
     /// Writes `nvidia/scanout`: a UUID of one of this GPU's vGPUs makes the board's display show
     /// that vGPU's scan-out (and follow it), `none` releases the display. Anything else, or a
     /// UUID that is not one of this GPU's vGPUs: `EINVAL` with one log line.
     pub(crate) fn store_attr(&self, attr: GpuAttr, data: &[u8]) -> Result {
+        if attr == GpuAttr::Scheduler {
+            return self.store_scheduler(data);
+        }
         if attr != GpuAttr::Scanout {
             return Err(EPERM);
         }

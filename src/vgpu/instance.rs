@@ -127,6 +127,15 @@ impl Vgpu {
                     free >> 20,
                     largest_free >> 20
                 ),
+                AllocError::Mixed { size, type_id } => dev_err!(
+                    mdev.as_dev(),
+                    "cannot create {} (nvidia-{}, {} MiB): the scheduler's fixed_share policy allows one framebuffer size per GPU, and nvidia-{} ({} MiB) is on it\n",
+                    BStr::from_bytes(vtype.name.to_bytes()),
+                    vtype.id,
+                    vtype.profile_mib,
+                    type_id,
+                    size >> 20
+                ),
                 _ => dev_err!(
                     mdev.as_dev(),
                     "cannot create {} (nvidia-{}): {:?}\n",
@@ -137,7 +146,7 @@ impl Vgpu {
             }
             match e {
                 AllocError::NoSpace { .. } => ENOSPC,
-                AllocError::BadSize => EINVAL,
+                AllocError::BadSize | AllocError::Mixed { .. } => EINVAL,
                 AllocError::NoMemory => ENOMEM,
             }
         })?;
@@ -159,7 +168,13 @@ impl Vgpu {
             vtype.max_height,
         );
         let fb_bar = u32::try_from(vtype.profile_bytes())?;
-        let engine = Engine::new(slice.clone(), vtype.frl_fps)?;
+        let engine = Engine::new(
+            slice.clone(),
+            vtype.frl_fps,
+            gpu.sched().clone(),
+            gpu.new_sched_id(),
+            vtype.max_instances,
+        )?;
         let scanout = Scanout::new(slice.clone(), mdev.uuid())?;
         Ok(try_pin_init!(Self {
             vtype,
@@ -224,7 +239,8 @@ impl DeviceOps for Vgpu {
         let handle = this.dma_handle()?;
         // Every user starts from a device at power-on state.
         Self::reset(this)?;
-        this.engine.open(handle);
+        let frl = this.state.lock().params.frame_rate_limiter;
+        this.engine.open(handle, frl)?;
         let mut st = this.state.lock();
         st.open = true;
         st.vm_name = name;

@@ -36,6 +36,9 @@ pub(crate) enum AllocError {
     NoSpace { free: u64, largest_free: u64 },
     /// Out of kernel memory for the bookkeeping.
     NoMemory,
+    /// The scheduler's fixed share allows one framebuffer size per GPU; a vGPU of `type_id`
+    /// with `size` bytes is there.
+    Mixed { size: u64, type_id: u32 },
 }
 
 /// The VRAM of one board: `total` bytes, a power of two.

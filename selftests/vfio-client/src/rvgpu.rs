@@ -112,6 +112,7 @@ pub const CMD_FILL: u32 = 1;
 pub const CMD_COPY_TO_FB: u32 = 2;
 pub const CMD_COPY_FROM_FB: u32 = 3;
 pub const CMD_FENCE: u32 = 4;
+pub const CMD_WAIT_VBLANK: u32 = 5;
 
 pub const CMD_SIZE: u32 = 32;
 pub const RING_MIN_SIZE: u32 = 0x1000;
@@ -322,6 +323,11 @@ impl Cmd {
     pub fn fence(iova: u64, value: u32) -> Cmd {
         let a = CmdFence { iova, value, pad: [0; 3] };
         Cmd { opcode: CMD_FENCE, height: 0, args: a.args() }
+    }
+
+    /// `WAIT_VBLANK`: waits for the frame-rate limiter's next vertical blank.
+    pub fn wait_vblank() -> Cmd {
+        Cmd { opcode: CMD_WAIT_VBLANK, ..Cmd::nop() }
     }
 
     /// The command as it goes into the ring: 32 bytes, little-endian.

@@ -125,6 +125,8 @@ pub(crate) enum Command {
         iova: u64,
         value: u32,
     },
+    /// Wait for the frame-rate limiter's next vertical blank.
+    WaitVblank,
 }
 
 /// A command as it sits in the ring, with the size of the framebuffer it is checked against.
@@ -194,6 +196,8 @@ impl TryFrom<RawCmd<'_>> for Command {
                     value: u32::from_le(a.value),
                 })
             }
+            uapi::RVGPU_CMD_WAIT_VBLANK if height != 0 => Err(CmdError::BadArgs),
+            uapi::RVGPU_CMD_WAIT_VBLANK => Ok(Command::WaitVblank),
             _ => Err(CmdError::BadOpcode),
         }
     }
@@ -257,6 +261,9 @@ mod tests {
         assert_eq!(decode([0; 8]), Ok(Command::Nop));
         assert_eq!(decode([0, 1, 0, 0, 0, 0, 0, 0]), Err(CmdError::BadArgs));
         assert_eq!(decode([9, 0, 0, 0, 0, 0, 0, 0]), Err(CmdError::BadOpcode));
+        assert_eq!(decode([6, 0, 0, 0, 0, 0, 0, 0]), Err(CmdError::BadOpcode));
+        assert_eq!(decode([5, 0, 0, 0, 0, 0, 0, 0]), Ok(Command::WaitVblank));
+        assert_eq!(decode([5, 1, 0, 0, 0, 0, 0, 0]), Err(CmdError::BadArgs));
         assert_eq!(
             decode([1, 2, 16, 64, 32, 0xdead_beef, 0, 0]),
             Ok(Command::Fill {

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Running a decoded command: FILL, the two COPYs and FENCE.
+//! Running FILL and the two COPYs, preemptibly.
 //!
 //! Every step is bounded: framebuffer lines are moved a bounce buffer at a time, guest memory a
 //! page at a time with the pin cache locked only for that page (so `dma_unmap` never waits for a
-//! whole command), and the scheduler is let in after every line. A guest memory failure is
-//! `DMA_FAULT`; a VRAM failure (the board is gone) is `HOST`.
+//! whole command), and the CPU scheduler is let in after every chunk. After every chunk the
+//! command may also stop because its time slice ended; it goes on from there in the next one.
+//! A guest memory failure is `DMA_FAULT`; a VRAM failure (the board is gone) is `HOST`.
 
 use kernel::{
     page::PAGE_SIZE,
@@ -16,90 +17,96 @@ use super::{
     cmd::{
         iova_add,
         CmdError,
-        Command,
         Direction,
         Rect, //
     },
-    Engine,
+    Engine, Progress,
 };
-use crate::vfio::support::cond_resched;
+use crate::vfio::support::{
+    cond_resched,
+    monotonic_ns, //
+};
 
 impl Engine {
-    /// Runs `cmd`; returns whether it was a fence (which interrupts on completion).
-    pub(super) fn execute(&self, bounce: &mut [u8], cmd: &Command) -> Result<bool, CmdError> {
-        match *cmd {
-            Command::Nop => Ok(false),
-            Command::Fill { rect, value } => self.fill(&rect, value).map(|()| false),
-            Command::Copy {
-                dir,
-                iova,
-                iova_stride,
-                rect,
-            } => self
-                .copy(bounce, dir, iova, iova_stride, &rect)
-                .map(|()| false),
-            Command::Fence { iova, value } => {
-                self.guest_write(iova, &value.to_le_bytes())?;
-                self.regs.lock().fence = value;
-                Ok(true)
-            }
+    /// FILL from `at` on, a bounce buffer of the pattern at a time; `Ok(false)` when `deadline`
+    /// passed before the end (`at` says where it stopped).
+    pub(super) fn fill(
+        &self,
+        buf: &mut [u8],
+        rect: &Rect,
+        value: u32,
+        at: &mut Progress,
+        deadline: u64,
+    ) -> Result<bool, CmdError> {
+        let pattern = value.to_le_bytes();
+        for word in buf.chunks_exact_mut(4) {
+            word.copy_from_slice(&pattern);
         }
+        self.chunks(rect, at, deadline, buf.len(), |f, _, n| {
+            self.slice.write(f, &buf[..n]).map_err(|_| CmdError::Host)
+        })
     }
 
-    fn fill(&self, rect: &Rect, value: u32) -> Result<(), CmdError> {
-        let line = [value.to_le_bytes(); 64];
-        let line = line.as_flattened();
-        for y in 0..rect.height {
-            let mut at = rect.line(y);
-            let mut left = rect.width as usize;
-            while left > 0 {
-                let n = left.min(line.len());
-                self.slice
-                    .write(at, &line[..n])
-                    .map_err(|_| CmdError::Host)?;
-                at += n as u64;
-                left -= n;
-            }
-            cond_resched();
-        }
-        Ok(())
-    }
-
-    fn copy(
+    /// COPY from `at` on, a bounce buffer at a time; `Ok(false)` when `deadline` passed before
+    /// the end.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn copy(
         &self,
         buf: &mut [u8],
         dir: Direction,
         iova: u64,
         iova_stride: u32,
         rect: &Rect,
-    ) -> Result<(), CmdError> {
-        for y in 0..rect.height {
-            let mut g = iova_add(iova, u64::from(y) * u64::from(iova_stride))?;
-            let mut f = rect.line(y);
-            let mut left = rect.width as usize;
-            while left > 0 {
-                let n = left.min(buf.len());
-                match dir {
-                    Direction::ToFb => {
-                        self.guest_read(g, &mut buf[..n])?;
-                        self.slice.write(f, &buf[..n]).map_err(|_| CmdError::Host)?;
-                    }
-                    Direction::FromFb => {
-                        self.slice
-                            .read(f, &mut buf[..n])
-                            .map_err(|_| CmdError::Host)?;
-                        self.guest_write(g, &buf[..n])?;
-                    }
+        at: &mut Progress,
+        deadline: u64,
+    ) -> Result<bool, CmdError> {
+        let len = buf.len();
+        self.chunks(rect, at, deadline, len, |f, p, n| {
+            let g = iova_add(iova, u64::from(p.y) * u64::from(iova_stride))?;
+            let g = iova_add(g, u64::from(p.x))?;
+            match dir {
+                Direction::ToFb => {
+                    self.guest_read(g, &mut buf[..n])?;
+                    self.slice.write(f, &buf[..n]).map_err(|_| CmdError::Host)
                 }
-                left -= n;
-                if left > 0 {
-                    g = iova_add(g, n as u64)?;
-                    f += n as u64;
+                Direction::FromFb => {
+                    self.slice
+                        .read(f, &mut buf[..n])
+                        .map_err(|_| CmdError::Host)?;
+                    self.guest_write(g, &buf[..n])
                 }
             }
+        })
+    }
+
+    /// Walks `rect` from `at` in chunks of at most `chunk` bytes, calling `op(fb_offset, at, n)`
+    /// for each; stops early (returning `Ok(false)`) when `deadline` has passed after a chunk.
+    fn chunks(
+        &self,
+        rect: &Rect,
+        at: &mut Progress,
+        deadline: u64,
+        chunk: usize,
+        mut op: impl FnMut(u64, Progress, usize) -> Result<(), CmdError>,
+    ) -> Result<bool, CmdError> {
+        while at.y < rect.height {
+            let n = ((rect.width - at.x) as usize).min(chunk);
+            op(rect.line(at.y) + u64::from(at.x), *at, n)?;
+            self.count(n as u64, |s| &s.bytes);
+            at.x += n as u32;
+            if at.x == rect.width {
+                at.x = 0;
+                at.y += 1;
+            }
+            if at.y == rect.height {
+                break;
+            }
             cond_resched();
+            if monotonic_ns() >= deadline {
+                return Ok(false);
+            }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Reads guest memory at `iova` into `buf`, a page at a time.
@@ -118,7 +125,7 @@ impl Engine {
     }
 
     /// Writes `data` into guest memory at `iova`, a page at a time.
-    fn guest_write(&self, mut iova: u64, mut data: &[u8]) -> Result<(), CmdError> {
+    pub(super) fn guest_write(&self, mut iova: u64, mut data: &[u8]) -> Result<(), CmdError> {
         while !data.is_empty() {
             let off = (iova % PAGE_SIZE as u64) as usize;
             let n = data.len().min(PAGE_SIZE - off);

@@ -70,14 +70,25 @@ impl Engine {
     }
 
     pub(super) fn deliver(&self) {
-        let mut i = self.irqs.lock();
-        if let Some(msi) = i.msi.as_ref() {
-            msi.signal();
-        } else if !i.intx_masked {
-            if let Some(intx) = i.intx.as_ref() {
-                intx.signal();
-                i.intx_masked = true;
+        let signalled = {
+            let mut i = self.irqs.lock();
+            if let Some(msi) = i.msi.as_ref() {
+                msi.signal();
+                true
+            } else if !i.intx_masked {
+                if let Some(intx) = i.intx.as_ref() {
+                    intx.signal();
+                    i.intx_masked = true;
+                    true
+                } else {
+                    false
+                }
+            } else {
+                false
             }
+        };
+        if signalled {
+            self.count(1, |s| &s.interrupts);
         }
     }
 

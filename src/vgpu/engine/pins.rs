@@ -67,6 +67,11 @@ impl PinCache {
     }
 
     /// The device was opened: pins come from `handle` now.
+    /// Pages pinned now.
+    pub(crate) fn len(&self) -> usize {
+        self.pins.len()
+    }
+
     pub(crate) fn open(&mut self, handle: Arc<DmaHandle>) -> Released {
         self.handle = Some(handle);
         self.take_all()

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The engine's registers (`RVGPU_REG_IRQ_STATUS` .. `RVGPU_REG_ENGINE_STATUS`), emulated: the
-//! trap path reads and writes them here, never sleeping; a doorbell only queues the worker.
+//! trap path reads and writes them here, never sleeping; a doorbell only tells the scheduler.
 
 use super::{
     super::bar2::EngineReg,
@@ -30,6 +30,8 @@ pub(crate) struct EngineRegs {
     pub(crate) busy: bool,
     /// Migration STOP: no command runs, no interrupt is delivered, no vblank is counted.
     pub(crate) stopped: bool,
+    /// The ring's registers are invalid (ERROR is RING): nothing runs until they are written.
+    pub(crate) ring_bad: bool,
     /// Bumped whenever the ring is reprogrammed (size, reset, open): a command that was
     /// running then does not move HEAD afterwards.
     pub(crate) generation: u32,
@@ -68,11 +70,20 @@ impl Engine {
         }
     }
 
-    /// Writes an engine register. Never sleeps: a doorbell (`RING_TAIL`) or a change of the
-    /// vblank enable only queues the worker.
+    /// Writes an engine register. Never sleeps: a doorbell (`RING_TAIL`) only tells the
+    /// scheduler, a change of the vblank enable only queues the engine's work item.
     pub(crate) fn write(self: &kernel::sync::Arc<Self>, reg: EngineReg, val: u32) {
-        let kick = {
+        let (vblank, doorbell) = {
             let mut r = self.regs.lock();
+            if matches!(
+                reg,
+                EngineReg::RingBaseLo
+                    | EngineReg::RingBaseHi
+                    | EngineReg::RingSize
+                    | EngineReg::RingTail
+            ) {
+                r.ring_bad = false;
+            }
             let kick = match reg {
                 EngineReg::IrqStatus => {
                     r.irq_status &= !val;
@@ -102,7 +113,7 @@ impl Engine {
                 }
                 EngineReg::RingTail => {
                     r.tail = val;
-                    true
+                    false
                 }
                 EngineReg::Error => {
                     r.error = 0;
@@ -117,10 +128,14 @@ impl Engine {
                 | EngineReg::EngineStatus
                 | EngineReg::Reserved => false,
             };
-            kick && r.open && !r.stopped
+            let live = r.open && !r.stopped;
+            (kick && live, reg == EngineReg::RingTail && live)
         };
-        if kick {
+        if vblank {
             self.kick();
+        }
+        if doorbell {
+            self.sched.kick(self);
         }
     }
 }

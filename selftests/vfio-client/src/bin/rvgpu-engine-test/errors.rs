@@ -51,7 +51,7 @@ pub fn bad_opcode(g: &mut Gpu, msi: &EventFd) -> Result<(), String> {
         msi,
         ERR_BAD_OPCODE,
         vec![
-            ("opcode 5", Cmd { opcode: 5, ..Cmd::nop() }),
+            ("opcode 6", Cmd { opcode: 6, ..Cmd::nop() }),
             ("opcode 0x100", Cmd { opcode: 0x100, ..Cmd::nop() }),
             ("opcode 0xffffffff", Cmd { opcode: u32::MAX, height: 1, args: [2, 3, 4, 5, 6, 7] }),
         ],
