@@ -302,6 +302,8 @@ impl Engine {
         support::cancel_work_sync(self);
         // A slice in progress ends at its next command boundary (it sees `stopped`).
         self.sched.sync();
+        // Nothing runs until `resume`, which tells the scheduler.
+        self.regs.lock().busy = false;
     }
 
     /// Out of migration STOP: the engine goes on (a doorbell written meanwhile runs now, an
@@ -353,7 +355,11 @@ impl Engine {
     pub(crate) fn ready_at(&self) -> Option<u64> {
         let has = {
             let r = self.regs.lock();
-            r.open && !r.stopped && !r.ring_bad && r.ring_size != 0 && r.head != r.tail
+            // A command left in flight (`busy`) when the ring was switched off or reprogrammed
+            // gets one more run, which drops it and clears `busy`.
+            r.open
+                && !r.stopped
+                && (r.busy || (!r.ring_bad && r.ring_size != 0 && r.head != r.tail))
         };
         if !has {
             return None;

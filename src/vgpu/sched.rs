@@ -381,6 +381,9 @@ impl<E: Schedulable> State<E> {
         let earliest = |t: u64, wake: &mut Option<u64>| {
             *wake = Some(wake.map_or(t, |w| w.min(t)));
         };
+        // Best effort: the first vGPU that gave its turn to repay an overrun, which runs after
+        // all if no other can (the GPU never idles while a vGPU has work).
+        let mut repaid: Option<(usize, u64)> = None;
         for k in 0..n {
             let i = (self.cursor + k) % n;
             let e = &mut self.entities[i];
@@ -401,6 +404,7 @@ impl<E: Schedulable> State<E> {
                     if e.debt >= slice {
                         // The whole turn repays an overrun.
                         e.debt -= slice;
+                        repaid = repaid.or(Some((i, ready)));
                         continue;
                     }
                     let t = slice - e.debt;
@@ -425,6 +429,14 @@ impl<E: Schedulable> State<E> {
                 ready,
             };
         }
+        if let Some((i, ready)) = repaid {
+            self.cursor = (i + 1) % n;
+            return Pick::Run {
+                engine: self.entities[i].engine.clone(),
+                target: slice,
+                ready,
+            };
+        }
         Pick::Idle(wake)
     }
 
@@ -434,6 +446,7 @@ impl<E: Schedulable> State<E> {
     fn charge(&mut self, engine: &E, ready: u64, start: u64, end: u64, target: u64) -> Slice {
         let run = end.saturating_sub(start);
         let overrun = run.saturating_sub(target);
+        let slice = u64::from(self.slice_us()) * 1000;
         let factor = match self.policy {
             Policy::BestEffort => 0,
             Policy::EqualShare => self.entities.len().max(1) as u64,
@@ -442,7 +455,9 @@ impl<E: Schedulable> State<E> {
         self.last_end = end;
         if let Some(e) = self.find(engine) {
             if factor == 0 {
-                e.debt += overrun;
+                // At most one slice is repaid: one long stall (a first pin, a lost CPU) costs
+                // one turn, not many.
+                e.debt = (e.debt + overrun).min(slice);
             } else {
                 e.eligible += run * factor;
             }
@@ -891,6 +906,9 @@ mod tests {
         assert!(near(&[busy[0], busy[1], busy[3]], 333 * MS) && busy[2] == 0);
         // A waiting vGPU starts within (N - 1) x slice, plus the switches.
         assert!(wait <= 2 * 2 * MS + 3 * 1000);
+        // A lone vGPU whose slices overrun by more than a slice still runs all the time.
+        let (busy, _) = simulate(Policy::BestEffort, 1, &[], 100, 3 * MS)?;
+        assert!(busy[0] * 100 >= 99 * 100 * MS);
         // Overruns are repaid: the shares stay equal.
         let (busy, wait) = simulate(Policy::BestEffort, 2, &[], 1000, 300_000)?;
         assert!(near(&busy, 500 * MS));

@@ -129,7 +129,11 @@ impl Engine {
                 | EngineReg::Reserved => false,
             };
             let live = r.open && !r.stopped;
-            (kick && live, reg == EngineReg::RingTail && live)
+            // RING_SIZE too: a command in flight is dropped (and `busy` cleared) by a run.
+            (
+                kick && live,
+                matches!(reg, EngineReg::RingTail | EngineReg::RingSize) && live,
+            )
         };
         if vblank {
             self.kick();
