@@ -11,4 +11,7 @@ prepare_build
 bash scripts/build-nested.sh
 (cd selftests/vfio-client && cargo build --release --locked -q)
 # Two 256 MiB boards: the 256 MiB vGPU of the migration figures moves from one to the other.
-exec scripts/vm-run.sh --vram 256M --vram 256M --timeout 5400 -- "$(pwd)/selftests/bench/run-in-vm.sh"
+# RVGPU_BENCH_ONLY=sched: only the scheduler's figures.
+only=()
+[ -n "${RVGPU_BENCH_ONLY:-}" ] && only=(--env "RVGPU_BENCH_ONLY=$RVGPU_BENCH_ONLY")
+exec scripts/vm-run.sh --vram 256M --vram 256M --timeout 5400 "${only[@]}" -- "$(pwd)/selftests/bench/run-in-vm.sh"

@@ -42,15 +42,20 @@ bash scripts/build-kernel.sh || { flunk "kernel build (scripts/build-kernel.sh)"
 bash scripts/build-nested.sh || { flunk "nested guest build (scripts/build-nested.sh)"; finish; }
 echo "# kernels ready after $(( $(date +%s) - t0 )) s"
 
-# The in-VM VFIO test client (Rust, user space).
-if (cd selftests/vfio-client && cargo clippy --release --locked -q --all-targets -- -D warnings && cargo build --release --locked -q) >build.log 2>&1; then
-	pass "selftests/vfio-client builds clippy-clean"
-	rm -f build.log
-else
-	flunk "selftests/vfio-client builds clippy-clean"
-	sed 's/^/#   /' build.log | tail -40
-	finish
-fi
+# The user-space Rust crates: the in-VM VFIO test client and rvgpu-smi (std only). A build failure
+# stops everything: the in-VM suites need both.
+cargo_builds() { # cargo_builds DIR
+	if (cd "$1" && cargo clippy --release --locked -q --all-targets -- -D warnings && cargo build --release --locked -q) >build.log 2>&1; then
+		pass "$1 builds clippy-clean"
+		rm -f build.log
+	else
+		flunk "$1 builds clippy-clean"
+		sed 's/^/#   /' build.log | tail -40
+		finish
+	fi
+}
+cargo_builds selftests/vfio-client
+cargo_builds tools/rvgpu-smi
 
 # The module is built with clippy: with the kernel's CONFIG_WERROR every rustc and clippy warning
 # is an error.
@@ -67,6 +72,7 @@ fi
 if [ $vm_only = 0 ]; then
 	step "rustfmt: the Rust sources are formatted" make -s rustfmtcheck
 	step "selftests/vfio-client: unit tests" sh -c 'cd selftests/vfio-client && cargo test --release --locked -q'
+	step "tools/rvgpu-smi: unit tests on fake sysfs trees" sh -c 'cd tools/rvgpu-smi && cargo fmt --check && cargo test --release --locked -q'
 	if [ -d scripts/tests ]; then
 		log=$(mktemp)
 		if python3 -m unittest discover -s scripts/tests >"$log" 2>&1; then
@@ -114,7 +120,7 @@ vm_suite "two bochs-display boards" "64M 256M" --timeout 2400 -- \
 	selftests/vm/40-random.py selftests/vm/50-mdevctl.sh selftests/vm/60-device.sh \
 	selftests/vm/62-display.sh selftests/vm/65-request.py selftests/vm/70-engine.sh \
 	selftests/vm/75-migration.sh selftests/vm/80-qemu.sh selftests/vm/85-live-migration.py \
-	selftests/vm/87-display.py
+	selftests/vm/87-display.py selftests/vm/88-scheduler.py
 vm_suite "one secondary-vga board" "512M" --board secondary-vga -- \
 	selftests/vm/10-bind.sh selftests/vm/20-types.py
 

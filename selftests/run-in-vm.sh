@@ -39,6 +39,16 @@ for s in "${scripts[@]}"; do
 	*) timeout --foreground "$per_test_timeout" bash "$s" ;;
 	esac
 	rc=$?
+	if [ "$rc" -eq 124 ]; then
+		# What was stuck: the tasks not running and their kernel stacks, the kernel's last words.
+		echo "# $name timed out; tasks in D or S state with their kernel stacks:"
+		for p in $(ps -eo pid=,stat= | awk '$2 ~ /^D/ {print $1}'); do
+			echo "#   pid $p: $(tr '\0' ' ' </proc/$p/cmdline 2>/dev/null)"
+			sed 's/^/#     /' /proc/$p/stack 2>/dev/null
+		done
+		ps -eo pid,stat,wchan:28,args | grep -v ' \[' | sed 's/^/#   /' | tail -40
+		dmesg | tail -60 | sed 's/^/#   /'
+	fi
 	planned=$(planned_count "$s")
 	got=$(cat "$TAP_STATE/script_count")
 	if [ "$rc" -ne 0 ] || [ "$got" -ne "$planned" ]; then

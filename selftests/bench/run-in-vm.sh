@@ -8,6 +8,11 @@ modprobe -a vfio mdev
 modprobe mbochs count=256
 insmod "$root/rvgpu.ko"
 gpu=$(basename "$(ls -d /sys/bus/pci/drivers/nvidia/0000:* | tail -1)")
+# RVGPU_BENCH_ONLY=sched runs only the scheduler's figures.
+if [ "${RVGPU_BENCH_ONLY:-}" = sched ]; then
+	python3 "$root/selftests/bench/sched.py" "$gpu"
+	exit
+fi
 rv=/sys/bus/pci/devices/$gpu/mdev_supported_types/nvidia-9104
 mbt=$(grep -l '16 MB' /sys/class/mdev_bus/mbochs/mdev_supported_types/*/description 2>/dev/null | head -1 || true)
 mb=$(dirname "${mbt:-/sys/class/mdev_bus/mbochs/mdev_supported_types/mbochs-2/description}")
@@ -37,6 +42,9 @@ else
 	echo "# mdpy is not available: no plane-query comparison"
 fi
 python3 "$root/selftests/bench/display.py"
+
+# The scheduler: throughput, switch cost, shares and waits per policy.
+python3 "$root/selftests/bench/sched.py" "$gpu"
 
 # Live migration of the nested guest: rvgpu vGPUs of two sizes beside the emulated display.
 python3 "$root/selftests/bench/migration.py"
