@@ -2,34 +2,13 @@
 """What the scheduler's test (selftests/vm/88-scheduler.py) and benchmark (selftests/bench/sched.py)
 share: a GPU's nvidia/scheduler, the accounting files, the scheduler log, engine load processes
 (rvgpu-engine-load) and shares measured over a window."""
-import os
 import subprocess
 import time
 
-ROOT = os.environ.get("RVGPU_ROOT") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from rvgpu import MDEV_DEVICES, ROOT, read, write
+
 LOAD = f"{ROOT}/selftests/vfio-client/target/release/rvgpu-engine-load"
-MDEV_DEVICES = "/sys/bus/mdev/devices"
 WINDOW = 1.0
-
-
-def _read(path):
-    with open(path) as f:
-        return f.read()
-
-
-def _write(path, data):
-    """Like `echo data > path` (one write(2)); returns 0 or the errno."""
-    try:
-        fd = os.open(path, os.O_WRONLY)
-    except OSError as e:
-        return e.errno
-    try:
-        os.write(fd, data.encode())
-        return 0
-    except OSError as e:
-        return e.errno
-    finally:
-        os.close(fd)
 
 
 def sched_file(gpu):
@@ -37,11 +16,11 @@ def sched_file(gpu):
 
 
 def sched(gpu):
-    return _read(sched_file(gpu)).strip()
+    return read(sched_file(gpu)).strip()
 
 
 def set_sched(gpu, text):
-    return _write(sched_file(gpu), text + "\n")
+    return write(sched_file(gpu), text + "\n")
 
 
 def acct_path(uuid=None, gpu=None):
@@ -53,7 +32,7 @@ def acct_path(uuid=None, gpu=None):
 def acct(uuid=None, gpu=None):
     """{key: int or str} of an accounting file (units dropped)."""
     out = {}
-    for line in _read(acct_path(uuid, gpu)).splitlines():
+    for line in read(acct_path(uuid, gpu)).splitlines():
         k, _, v = line.partition(": ")
         v = v.split()[0] if v else ""
         out[k] = int(v) if v.isdigit() else v
@@ -63,7 +42,7 @@ def acct(uuid=None, gpu=None):
 def sched_log(gpu):
     """([(seq, start_us, id, run_us, target_us, wait_us)], [(seq, t_us, policy, slice_us)])."""
     slices, configs = [], []
-    for line in _read(f"/sys/bus/pci/devices/{gpu}/nvidia/scheduler_log").splitlines():
+    for line in read(f"/sys/bus/pci/devices/{gpu}/nvidia/scheduler_log").splitlines():
         f = line.split()
         if f[2] == "config":
             configs.append((int(f[0]), int(f[1]), f[3], int(f[4])))
@@ -98,7 +77,7 @@ class Load:
             try:
                 self.p.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                sig = [l.strip() for l in _read(f"/proc/{self.p.pid}/status").splitlines()
+                sig = [l.strip() for l in read(f"/proc/{self.p.pid}/status").splitlines()
                        if l.startswith(("State", "SigPnd", "ShdPnd", "SigBlk", "SigIgn"))]
                 print(f"# rvgpu-engine-load {self.uuid} still runs 5 s after SIGTERM ({', '.join(sig)}): SIGKILL",
                       flush=True)

@@ -16,12 +16,10 @@ import mmap
 import os
 import struct
 import sys
-import tempfile
 import time
 import uuid as uuidlib
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-os.environ.setdefault("TAP_STATE", tempfile.mkdtemp())
 from rvgpu import VfioDevice  # noqa: E402
 from schedlib import Load, acct, jain, sched_log, set_sched, window  # noqa: E402
 

@@ -304,3 +304,4 @@ for u in vgpus:
     remove(u)
 check("all vGPUs removed, VRAM free again", instances() == [] and
       int(gpu_attr(big, "vram_free_mib")) == int(gpu_attr(big, "vram_total_mib")), instances())
+unload_rvgpu()
