@@ -234,6 +234,11 @@ pub(crate) fn walk<T: DeviceOps>(
     let mut at = cur;
     let mut file = None;
     while at != target {
+        if at == MigState::Error {
+            // Only a reset leaves ERROR (the VFIO uapi); the core's FSM has no arc out of it and
+            // warns if asked for one.
+            return (at, Err(EINVAL));
+        }
         let mut next: bindings::vfio_device_mig_state = 0;
         // SAFETY: `dev` is a registered VFIO device with migration ops; `next` is writable.
         let r = to_result(unsafe {

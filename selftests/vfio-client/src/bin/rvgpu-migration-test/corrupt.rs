@@ -53,7 +53,17 @@ fn refused(b: &mut Gpu, c: Corruption, good: &[u8]) -> Result<(), String> {
         Err(_) => {}
     }
     match after_stop {
-        Ok(DeviceState::Error) => {}
+        Ok(DeviceState::Error) => {
+            // Only a reset leaves ERROR: a state change is EINVAL and changes nothing (and the
+            // driver does not ask the core's FSM for an arc out of ERROR, which warns).
+            let again = b.dev.set_mig_state(DeviceState::Running).map(drop);
+            let still = get(b);
+            if again.as_ref().err().and_then(|e| e.raw_os_error()) != Some(libc::EINVAL)
+                || still != Ok(DeviceState::Error)
+            {
+                problems.push(format!("ERROR -> RUNNING gave {again:?}, then the device is {still:?}"));
+            }
+        }
         other => problems.push(format!("after RESUMING -> STOP the device is {other:?}, not ERROR")),
     }
     ensure(problems.is_empty(), || problems.join("; "))
