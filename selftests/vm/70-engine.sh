@@ -8,7 +8,7 @@
 # once, vblank, close with work in flight, closing while the vblank timer runs (200 times), more
 # pinned pages than the pin cache holds, pinned pages released.
 . "$(dirname "$0")/../lib.sh"
-plan 41
+plan 43
 
 mark=$(dmesg_mark)
 load_rvgpu

@@ -37,6 +37,16 @@ impl DmaHandle {
         Ok(Arc::new(Self { vdev }, GFP_KERNEL)?)
     }
 
+    /// Whether the VFIO core itself refuses pins in a range it is unmapping, from the moment it
+    /// calls `dma_unmap` until the range is gone: iommufd does (`prevent_access`); the type1
+    /// container does not, so a driver must not pin there meanwhile.
+    pub(crate) fn core_fences_unmaps(&self) -> bool {
+        // SAFETY: `vdev` is a valid VFIO device (`DeviceRef` invariant); `iommufd_access` is set
+        // when the device is bound to iommufd, before it is opened, and stays while it is open
+        // (pins are only made while it is).
+        !unsafe { (*self.vdev.as_ptr()).iommufd_access }.is_null()
+    }
+
     /// Pins the page holding `iova` (page aligned); `write` if the device will write to it.
     /// The page is unpinned when the returned [`PinnedPage`] is dropped.
     pub(crate) fn pin(self: &Arc<Self>, iova: u64, write: bool) -> Result<PinnedPage> {

@@ -32,7 +32,7 @@
 //! The trap path takes only the spinlocks.
 
 use kernel::{
-    impl_has_hr_timer, impl_has_work, new_mutex, new_spinlock, new_work,
+    impl_has_hr_timer, impl_has_work, new_condvar, new_mutex, new_spinlock, new_work,
     page::PAGE_SIZE,
     prelude::*,
     sync::{
@@ -42,6 +42,7 @@ use kernel::{
         },
         Arc,
         ArcBorrow,
+        CondVar,
         Mutex,
         SpinLock, //
     },
@@ -184,6 +185,9 @@ pub(crate) struct Engine {
     exec: Mutex<Exec>,
     #[pin]
     pins: Mutex<PinCache>,
+    /// Signalled when the last pin outside the cache is gone or an unmap is over.
+    #[pin]
+    pins_idle: CondVar,
     #[pin]
     regs: SpinLock<EngineRegs>,
     #[pin]
@@ -242,6 +246,7 @@ impl Engine {
                     frl_last: 0,
                 }),
                 pins <- new_mutex!(pins),
+                pins_idle <- new_condvar!("rvgpu::Engine::pins_idle"),
                 regs <- new_spinlock!(EngineRegs::default()),
                 irqs <- new_spinlock!(Irqs::default()),
                 log <- new_mutex!(None),
@@ -257,8 +262,7 @@ impl Engine {
     pub(crate) fn open(self: &Arc<Self>, handle: Arc<DmaHandle>, frl: bool) -> Result {
         // The only step that can fail comes first.
         self.sched.attach(self.clone())?;
-        let stale = self.pins.lock().open(handle);
-        drop(stale);
+        self.pins_reset(Some(handle));
         {
             let mut ex = self.exec.lock();
             ex.cur = None;
@@ -287,8 +291,7 @@ impl Engine {
         self.exec.lock().cur = None;
         self.blocked_until.store(0, Relaxed);
         // Unpinned here, with the cache unlocked (see `engine/pins.rs`).
-        let released = self.pins.lock().close();
-        drop(released);
+        self.pins_reset(None);
         self.irqs_off();
         self.log_stop();
         self.vblank_pending.store(0, Relaxed);
@@ -430,8 +433,7 @@ impl Engine {
     /// User space unmapped `[iova, iova + len)`: the pins in it are gone when this returns (a
     /// command using them fails with `DMA_FAULT`).
     pub(crate) fn dma_unmap(&self, iova: u64, len: u64) {
-        let released = self.pins.lock().unmap(iova, len);
-        drop(released);
+        self.pins_unmap(iova, len);
     }
 
     /// Queues the engine's work item (vblank reports), on the GPU's workqueue.

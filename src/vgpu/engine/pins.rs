@@ -12,6 +12,17 @@
 //! calls `dma_unmap` with its own locks held (type1: `device_list_lock`, taken under
 //! `iommu->lock`), and pinning or unpinning takes `iommu->lock`; so pins are made with the lock
 //! dropped, and pins that leave the cache are handed back to the caller to drop after unlocking.
+//!
+//! `dma_unmap` must leave no page of the range pinned, and none may be pinned again while the
+//! VFIO core finishes the unmap: type1 checks for pins after the callback returns, calls it again
+//! while there are some, and stops the kernel (`BUG_ON`) after ten tries (iommufd refuses such
+//! pins itself). So:
+//! - every pin outside the cache (being made, or released and not yet unpinned) is counted in
+//!   `outside`, and `dma_unmap` waits until there is none (new pins wait for the unmap meanwhile);
+//! - on the type1 path the unmapped range is refused to new pins for [`UNMAP_GRACE_NS`] (the
+//!   core finishes the unmap as soon as the callback returns; the range may be mapped again
+//!   after that, and a new open starts afresh). iommufd refuses such pins itself.
+//!
 //! An unmap that happens while a pin is being made moves `unmaps` on, and the new pin is then
 //! thrown away and made again (which fails if its page was unmapped).
 
@@ -29,9 +40,12 @@ use super::{
     cmd::CmdError,
     Engine, //
 };
-use crate::vfio::dma::{
-    DmaHandle,
-    PinnedPage, //
+use crate::vfio::{
+    dma::{
+        DmaHandle,
+        PinnedPage, //
+    },
+    support::monotonic_ns, //
 };
 
 /// Guest pages kept pinned per vGPU.
@@ -39,8 +53,20 @@ pub(crate) const MAX_PINS: usize = 1024;
 /// How often a pin is made again when unmaps keep racing with it.
 const PIN_TRIES: u32 = 4;
 
+/// How long a range `dma_unmap` took away is refused to new pins (see the module documentation).
+const UNMAP_GRACE_NS: u64 = 100_000_000;
+/// Recently unmapped ranges remembered; beyond that the oldest is forgotten.
+const MAX_DYING: usize = 64;
+
 /// Pins that left the cache, to be dropped (unpinned) once its lock is released.
 pub(crate) type Released = KVec<PinnedPage>;
+
+/// A range `dma_unmap` took away: no pin is made in `start..end` before `until` (monotonic ns).
+struct Dying {
+    start: u64,
+    end: u64,
+    until: u64,
+}
 
 /// A vGPU's pinned guest pages (under `Engine::pins`).
 pub(crate) struct PinCache {
@@ -51,6 +77,12 @@ pub(crate) struct PinCache {
     next_evict: usize,
     /// Unmaps so far (see the module documentation).
     unmaps: u64,
+    /// Ranges unmapped less than [`UNMAP_GRACE_NS`] ago.
+    dying: KVec<Dying>,
+    /// Pins outside the cache not yet unpinned (see the module documentation).
+    outside: u32,
+    /// `dma_unmap` calls waiting for `outside` to reach 0.
+    unmapping: u32,
     /// The GPU whose `pinned_pages` counts these pins.
     gpu: Arc<Gpu>,
 }
@@ -62,23 +94,28 @@ impl PinCache {
             pins: KVec::new(),
             next_evict: 0,
             unmaps: 0,
+            dying: KVec::new(),
+            outside: 0,
+            unmapping: 0,
             gpu,
         }
     }
 
-    /// The device was opened: pins come from `handle` now.
     /// Pages pinned now.
     pub(crate) fn len(&self) -> usize {
         self.pins.len()
     }
 
-    pub(crate) fn open(&mut self, handle: Arc<DmaHandle>) -> Released {
+    /// The device was opened: pins come from `handle` now (a new address space: what was
+    /// unmapped in the last one is no longer refused).
+    fn open(&mut self, handle: Arc<DmaHandle>) -> Released {
         self.handle = Some(handle);
+        self.dying.clear();
         self.take_all()
     }
 
     /// The device is being closed: every pin leaves, and no new one can be made.
-    pub(crate) fn close(&mut self) -> Released {
+    fn close(&mut self) -> Released {
         self.handle = None;
         self.unmaps += 1;
         self.take_all()
@@ -99,10 +136,16 @@ impl PinCache {
         }
     }
 
-    /// User space unmapped `[iova, iova + len)`: the pins in it leave the cache.
-    pub(crate) fn unmap(&mut self, iova: u64, len: u64) -> Released {
+    /// User space unmapped `[iova, iova + len)`: the pins in it leave the cache, and the range
+    /// is refused to new pins for a while. Called with no pin outside the cache.
+    fn unmap(&mut self, iova: u64, len: u64, now: u64) -> Released {
         self.unmaps += 1;
         let end = iova.saturating_add(len);
+        let fenced = self.handle.as_ref().is_some_and(|h| h.core_fences_unmaps());
+        self.dying.retain(|d| d.until > now);
+        if !fenced {
+            self.remember_dying(iova, end, now);
+        }
         let mut out = KVec::new();
         let mut i = 0;
         while i < self.pins.len() {
@@ -113,6 +156,28 @@ impl PinCache {
             }
         }
         out
+    }
+
+    /// Refuses `[start, end)` to new pins for [`UNMAP_GRACE_NS`] from `now`.
+    fn remember_dying(&mut self, start: u64, end: u64, now: u64) {
+        if self.dying.len() >= MAX_DYING {
+            let _ = self.dying.remove(0);
+        }
+        let until = now.saturating_add(UNMAP_GRACE_NS);
+        if self
+            .dying
+            .push(Dying { start, end, until }, GFP_KERNEL)
+            .is_err()
+        {
+            // Out of memory for the list: new pins of the range are refused by `unmaps` only.
+        }
+    }
+
+    /// Whether the page at `base` is in a range unmapped less than [`UNMAP_GRACE_NS`] ago.
+    fn dying(&self, base: u64, now: u64) -> bool {
+        self.dying
+            .iter()
+            .any(|d| d.until > now && (d.start..d.end).contains(&base))
     }
 
     fn find(&self, base: u64, write: bool) -> Option<usize> {
@@ -148,6 +213,51 @@ impl Drop for PinCache {
 }
 
 impl Engine {
+    /// Drops pins that left the cache with one counted in `outside` (see the module
+    /// documentation), then tells a waiting `dma_unmap` when none is left.
+    fn drop_outside(&self, released: Released) {
+        drop(released);
+        let mut pins = self.pins.lock();
+        pins.outside -= 1;
+        if pins.outside == 0 {
+            self.pins_idle.notify_all();
+        }
+    }
+
+    /// Empties the cache (device opened with `handle`, or closed with `None`); the pins leave
+    /// unpinned when this returns.
+    pub(super) fn pins_reset(&self, handle: Option<Arc<DmaHandle>>) {
+        let released = {
+            let mut pins = self.pins.lock();
+            let r = match handle {
+                Some(h) => pins.open(h),
+                None => pins.close(),
+            };
+            pins.outside += 1;
+            r
+        };
+        self.drop_outside(released);
+    }
+
+    /// `dma_unmap`: when this returns, no page of `[iova, iova + len)` is pinned, and none is
+    /// pinned again for [`UNMAP_GRACE_NS`].
+    pub(super) fn pins_unmap(&self, iova: u64, len: u64) {
+        let released = {
+            let mut pins = self.pins.lock();
+            pins.unmapping += 1;
+            while pins.outside > 0 {
+                self.pins_idle.wait(&mut pins);
+            }
+            let r = pins.unmap(iova, len, monotonic_ns());
+            pins.unmapping -= 1;
+            if pins.unmapping == 0 {
+                self.pins_idle.notify_all();
+            }
+            r
+        };
+        drop(released);
+    }
+
     /// Runs `f` on the pinned page holding `iova` (pinned now if it is not cached; writable if
     /// `write`), with the cache locked only around the lookup and `f`.
     fn with_page<R>(
@@ -162,26 +272,47 @@ impl Engine {
         let mut call = |p: &PinnedPage| f.take().map(|f| f(p)).ok_or(CmdError::DmaFault);
         for _ in 0..PIN_TRIES {
             let (handle, unmaps) = {
-                let pins = self.pins.lock();
+                let mut pins = self.pins.lock();
                 if let Some(i) = pins.find(base, write) {
                     return call(&pins.pins[i]);
                 }
-                (pins.handle.clone().ok_or(CmdError::DmaFault)?, pins.unmaps)
+                // An unmap waits for the pins outside the cache: none is added meanwhile.
+                while pins.unmapping > 0 {
+                    self.pins_idle.wait(&mut pins);
+                }
+                if pins.dying(base, monotonic_ns()) {
+                    return Err(CmdError::DmaFault);
+                }
+                let handle = pins.handle.clone().ok_or(CmdError::DmaFault)?;
+                pins.outside += 1;
+                (handle, pins.unmaps)
             };
             // No lock held: this takes the VFIO core's.
-            let fresh = handle.pin(base, write).map_err(|_| CmdError::DmaFault)?;
+            let fresh = match handle.pin(base, write) {
+                Ok(p) => p,
+                Err(_) => {
+                    self.drop_outside(KVec::new());
+                    return Err(CmdError::DmaFault);
+                }
+            };
             let mut released = KVec::new();
             let r = {
                 let mut pins = self.pins.lock();
                 if pins.unmaps != unmaps {
                     // An unmap (or close) raced with the pin: make it again.
+                    if released.push(fresh, GFP_KERNEL).is_err() {
+                        // Out of memory for the list: the pin was dropped, unpinned under the
+                        // lock.
+                    }
                     None
                 } else {
-                    let i = pins.insert(fresh, &mut released)?;
-                    Some(call(&pins.pins[i]))
+                    Some(
+                        pins.insert(fresh, &mut released)
+                            .and_then(|i| call(&pins.pins[i])),
+                    )
                 }
             };
-            drop(released);
+            self.drop_outside(released);
             if let Some(r) = r {
                 return r;
             }

@@ -49,10 +49,10 @@ use crate::errors::{bad_args, bad_opcode, dma_fault, fb_range, ring_error};
 use crate::gpu::{pinned_pages, EngineGpu};
 use crate::irq::{intx_test, irq_info, set_irqs_validation};
 use crate::lifecycle::{close_in_flight, two_vgpus, unmap_race, vblank, vblank_close};
-use crate::pins::pins;
+use crate::pins::{pins, remap_storm};
 
 /// How many results one run reports.
-const RESULTS: usize = 20;
+const RESULTS: usize = 21;
 
 // ----- this test's guest memory layout (the ring's is the harness's) ---------------------------
 
@@ -175,11 +175,15 @@ fn run(tap: &mut Tap, gpu: &str, ua: &str, ub: &str, path: OpenPath, tag: &str) 
     let (r, a) = kept(pins(gpu, ua, path));
     tap.result(&t("pins: more guest pages than the pin cache holds, then unmap and close release them all"), r);
 
+    drop(a);
+    tap.result(
+        &t("unmapping and mapping again, over and over, the buffer a running ring copies from: the host survives, commands complete or DMA_FAULT, the engine works afterwards"),
+        remap_storm(gpu, ua, path),
+    );
     // Everything closed: nothing may stay pinned.
     if let Ok(n) = pinned_pages(gpu) {
-        println!("# pinned_pages with the vGPUs still open: {n}");
+        println!("# pinned_pages with B still open: {n}");
     }
-    drop(a);
     drop(b);
     let r = pinned_pages(gpu).and_then(|n| ensure(n == 0, || format!("{n} pages still pinned with every vGPU closed")));
     tap.result(&t("no guest pages pinned once every vGPU is closed (nvidia/pinned_pages)"), r);

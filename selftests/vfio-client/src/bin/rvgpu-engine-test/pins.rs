@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Result 19: the pin cache. The host driver pins the guest pages commands use and keeps at most
-//! [`PIN_CACHE`] of them per vGPU, evicting beyond that; unmapping a buffer releases its pages.
+//! Results 19 and 20: the pin cache ([`pins`]), and unmaps racing with pins ([`remap_storm`]).
+//! The host driver pins the guest pages commands use and keeps at most [`PIN_CACHE`] of them per
+//! vGPU, evicting beyond that; unmapping a buffer releases its pages.
 
-use vfio_client::harness::{Gpu, RING_BUF};
+use vfio_client::harness::{Gpu, RING_BUF, RING_SIZE};
 use vfio_client::rvgpu::*;
 use vfio_client::tap::{all, ensure, es};
 use vfio_client::{Mmap, OpenPath};
@@ -100,4 +101,90 @@ pub fn pins(gpu: &str, uuid: &str, path: OpenPath) -> Result<Gpu, String> {
         ),
     ])
     .map(|()| g)
+}
+
+/// Where [`remap_storm`]'s buffer lives.
+const STORM_IOVA: u64 = 0x5000_0000;
+const STORM_LEN: usize = 1 << 20;
+/// How long the storm lasts.
+const STORM: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// Result 20: the buffer a ring of copies reads is unmapped and mapped again, over and over,
+/// while the engine runs the ring again and again (a regression test: type1 stops the kernel
+/// with `BUG_ON` when the driver pins pages again while an unmap waits for them to go). The host
+/// survives, each command completes or fails with `DMA_FAULT`, and afterwards the buffer is
+/// released and the engine works. Opens `uuid` itself (closed on entry and on return).
+pub fn remap_storm(gpu: &str, uuid: &str, path: OpenPath) -> Result<(), String> {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+    use std::time::{Duration, Instant};
+    let others = pinned_pages(gpu)?;
+    let mut buf = Mmap::anonymous(STORM_LEN).map_err(es)?;
+    buf.as_mut_slice().copy_from_slice(&pattern(STORM_LEN, 20));
+    let mut g = Gpu::open(uuid, path)?;
+    g.setup_ring()?;
+    g.clear()?;
+    g.dev.map_dma(&buf, STORM_IOVA).map_err(|e| format!("map the buffer at {STORM_IOVA:#x}: {e}"))?;
+    // One pass: 256 copies of a 64 KiB piece of the buffer each (16 pages), then a fence.
+    let mut cmds: Vec<Cmd> =
+        (0..256u64).map(|i| Cmd::copy_to_fb(STORM_IOVA + ((i % 16) << 16), 4096, 0, 4096, 4096, 16)).collect();
+    cmds.push(Cmd::fence(Gpu::scratch_iova(0x500), 0x2020));
+    g.submit(&cmds)?;
+    let (stop, remaps, failed_maps) = (AtomicBool::new(false), AtomicU64::new(0), AtomicU64::new(0));
+    let (mut passes, mut faulted) = (0u64, 0u64);
+    let t = Instant::now();
+    let run: Result<(), String> = std::thread::scope(|s| {
+        let (dev, buf) = (&g.dev, &buf);
+        s.spawn(|| {
+            while !stop.load(Relaxed) {
+                let _ = dev.unmap_dma(STORM_IOVA, STORM_LEN as u64);
+                if dev.map_dma(buf, STORM_IOVA).is_err() {
+                    failed_maps.fetch_add(1, Relaxed);
+                }
+                remaps.fetch_add(1, Relaxed);
+            }
+        });
+        let r = (|| {
+            while t.elapsed() < STORM {
+                g.wait_idle(Duration::from_secs(60))?;
+                passes += 1;
+                if g.reg(REG_ERROR)? != ERR_NONE {
+                    faulted += 1;
+                    let e = g.reg(REG_ERROR)?;
+                    ensure(e == ERR_DMA_FAULT, || format!("ERROR {e} (want {ERR_DMA_FAULT} or none)"))?;
+                    g.set_reg(REG_ERROR, 0)?;
+                }
+                // The same pass again: RING_SIZE resets HEAD and TAIL, the doorbell runs it.
+                g.set_reg(REG_RING_SIZE, RING_SIZE)?;
+                g.doorbell()?;
+            }
+            g.wait_idle(Duration::from_secs(60))
+        })();
+        stop.store(true, Relaxed);
+        r
+    });
+    let (remaps, failed_maps) = (remaps.into_inner(), failed_maps.into_inner());
+    println!("# remap storm: {passes} passes of 256 copies ({faulted} with a DMA fault), {remaps} unmap+map cycles ({failed_maps} maps failed)");
+    // Mapped or not now: unmap it for good; then the engine must work and the buffer be released.
+    let _ = g.dev.unmap_dma(STORM_IOVA, STORM_LEN as u64);
+    g.set_reg(REG_ERROR, 0)?;
+    let after = (|| {
+        g.restart_ring()?;
+        g.run(&[Cmd::fill(0, 64, 64, 1, 0x3131_3131), Cmd::fence(Gpu::scratch_iova(0x500), 0x2121)])?;
+        let (err, mem) = (g.reg(REG_ERROR)?, g.scratch(0x500)?);
+        ensure(err == ERR_NONE && mem == 0x2121, || format!("ERROR {err}, fence {mem:#x}"))
+    })();
+    let kept = pinned_pages(gpu)?.saturating_sub(others);
+    let ring_pages = (RING_BUF / PAGE) as u64;
+    all(vec![
+        ("the storm".into(), run),
+        ("it raced".into(), ensure(remaps >= 10 && passes >= 2, || format!("{remaps} remaps, {passes} passes"))),
+        ("maps".into(), ensure(failed_maps == 0, || format!("{failed_maps} maps failed"))),
+        ("a command afterwards".into(), after),
+        (
+            "released".into(),
+            ensure(kept <= ring_pages, || {
+                format!("this vGPU still holds {kept} pages, more than its ring buffer's {ring_pages}")
+            }),
+        ),
+    ])
 }
