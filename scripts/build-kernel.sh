@@ -36,9 +36,8 @@ start=$(date +%s)
 rm -rf "$kdir"
 mkdir -p "$kdir"
 echo "kernel: configuring in $kdir"
-"${mk[@]}" -s x86_64_defconfig
+"${mk[@]}" -s allnoconfig
 KCONFIG_CONFIG="$kdir/.config" "$src/scripts/kconfig/merge_config.sh" -m -O "$kdir" "$kdir/.config" \
-	"$src/kernel/configs/kvm_guest.config" "$src/kernel/configs/rust.config" \
 	"$here/kconfig/rvgpu-host.config" >/dev/null
 "${mk[@]}" -s olddefconfig
 
@@ -46,7 +45,7 @@ KCONFIG_CONFIG="$kdir/.config" "$src/scripts/kconfig/merge_config.sh" -m -O "$kd
 fragment_applied kernel "$kdir/.config" "$here/kconfig/rvgpu-host.config" ||
 	{ echo "kernel: the config fragment did not apply" >&2; exit 1; }
 
-echo "kernel: building bzImage and modules with ${jobs} jobs (about 15-20 minutes on 2 cores)"
+echo "kernel: building bzImage and modules with ${jobs} jobs (about 10-15 minutes on 2 cores)"
 # Progress: one line a minute with the number of objects built so far.
 build_ticker kernel "$kdir" "$start" &
 ticker=$!

@@ -113,18 +113,48 @@ known_kernel_defects() {
 	END { if (inblock) print held text }'
 }
 
-# check_kernel_log [MARK]: one result: no warning, oops or BUG in the kernel log (since line MARK
-# of it, see dmesg_mark; the whole log by default), but for the known kernel defects above.
-check_kernel_log() {
+# What counts as a problem report in the kernel log: warnings and oopses, BUGs (KASAN's,
+# sleeping in atomic context, soft lockups), lockdep's reports, debugobjects' (ODEBUG), list and
+# refcount corruption, hung tasks and RCU stalls.
+KERNEL_REPORT='WARNING:|BUG:|Oops|Call Trace|INFO: task .* blocked|INFO: rcu_|rcu: .*stall|ODEBUG:|list_(add|del) corruption|refcount_t:|UBSAN:'
+
+# kernel_problems [MARK]: prints the problem reports (with their next lines) in the kernel log
+# since line MARK (the whole log by default), the known kernel defects above left out and named on
+# `# known kernel defect:` lines; succeeds if there is a report.
+kernel_problems() {
 	local log
 	log=$(dmesg_since "${1:-0}" | known_kernel_defects)
 	printf '%s\n' "$log" | grep '^# known kernel defect:' | sort -u || true
-	if printf '%s\n' "$log" | grep -qE 'WARNING:|BUG:|Oops|Call Trace|INFO: task .* blocked|INFO: rcu_'; then
-		fail "no kernel warning, oops or BUG" \
-			"$(printf '%s\n' "$log" | grep -E -A8 'WARNING:|BUG:|Oops|INFO: task|INFO: rcu_' | head -40)"
+	printf '%s\n' "$log" | grep -qE "$KERNEL_REPORT" || return 1
+	printf '%s\n' "$log" | grep -E -A8 "$KERNEL_REPORT" | head -60
+}
+
+# check_kernel_log [MARK]: one result: no problem report in the kernel log since MARK (see
+# kernel_problems).
+check_kernel_log() {
+	local out
+	if out=$(kernel_problems "${1:-0}"); then
+		fail "no kernel warning, oops, BUG or sanitizer report" "$out"
 	else
-		ok "no kernel warning, oops or BUG"
+		[ -z "$out" ] || printf '%s\n' "$out"
+		ok "no kernel warning, oops, BUG or sanitizer report"
 	fi
+}
+
+# kmemleak_scan: has kmemleak scan memory now. An object is reported once it has been
+# unreferenced for 5 s, so a scan right after something leaked needs a second one 6 s later.
+KMEMLEAK=/sys/kernel/debug/kmemleak
+kmemleak_scan() { [ -w "$KMEMLEAK" ] && echo scan >"$KMEMLEAK"; }
+# kmemleak_baseline: what already leaked (at boot, say) is marked seen and not reported again.
+kmemleak_baseline() { kmemleak_scan && echo clear >"$KMEMLEAK"; }
+# kmemleak_leaks: scans twice and prints the suspected leaks (their first lines and backtraces);
+# succeeds if there is one. Fails (prints nothing) when kmemleak is off.
+kmemleak_leaks() {
+	kmemleak_scan || return 1
+	sleep 6
+	kmemleak_scan
+	grep -q 'unreferenced object' "$KMEMLEAK" || return 1
+	head -80 "$KMEMLEAK"
 }
 
 # on_two_vgpus BIN: creates two GRID RVGPU-64Q vGPUs on the last bound GPU, runs
