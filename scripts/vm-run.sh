@@ -39,7 +39,8 @@
 # 2 for a usage error, or 130/143/129 when SIGINT/SIGTERM/SIGHUP stopped the run.
 #
 # A test in the guest can ask for a screendump of a board's own display output (the QEMU running the
-# VM takes it): see the screendump service below and selftests/rvgpu.py board_screendump().
+# VM takes it), and can unplug a board and plug it back: see the host services below,
+# selftests/rvgpu.py board_screendump() and board_hotplug().
 #
 # Guest facts (see scripts/guest-init.sh): the root, $RVGPU_CACHE and the repository are read-only;
 # /tmp, /run, /var/tmp, /var/lib and /var/log are empty tmpfs; /root and /etc/mdevctl.d are writable
@@ -106,18 +107,19 @@ done
 [[ $boot_timeout_s =~ ^[1-9][0-9]*$ ]] || usage_error "--boot-timeout wants a number of seconds"
 [[ $smp =~ ^[1-9][0-9]*$ ]] || usage_error "--smp wants a number"
 [ ${#vram[@]} -gt 0 ] || vram=(256M)
-boards=() vram_total=0 vram_ids=()
+boards=() vram_total=0 vram_ids=() board_props=()
 for v in "${vram[@]}"; do
 	if ! mib=$(size_mib "$v") || [ "$mib" -eq 0 ]; then usage_error "bad --vram size '$v'"; fi
 	bar=1
 	while [ $bar -lt "$mib" ]; do bar=$((bar * 2)); done
 	vram_total=$((vram_total + bar))
 	case $board in
-	bochs-display) boards+=(-device "bochs-display,vgamem=${mib}M,id=board${#vram_ids[@]}") ;;
-	secondary-vga) boards+=(-device "secondary-vga,vgamem_mb=$mib,id=board${#vram_ids[@]}") ;;
+	bochs-display) boards+=(-device "bochs-display,vgamem=${mib}M,id=board${#vram_ids[@]}") props="vgamem=$((mib << 20))" ;;
+	secondary-vga) boards+=(-device "secondary-vga,vgamem_mb=$mib,id=board${#vram_ids[@]}") props="vgamem_mb=$mib" ;;
 	*) usage_error "--board must be bochs-display or secondary-vga, not '$board'" ;;
 	esac
 	vram_ids+=("board${#vram_ids[@]}")
+	board_props+=("$props")
 done
 
 # The boards' VRAM BARs are 32-bit: SeaBIOS places them between the top of the RAM below 4 GiB
@@ -238,7 +240,7 @@ cmdline=(
 	console=ttyS0 "loglevel=$boot_loglevel" "rvgpu_vm.loglevel=$run_loglevel" panic=-1 iomem=relaxed
 	root=rvgpu_root rootfstype=9p 'rootflags=trans=virtio,version=9p2000.L,msize=512000,cache=loose' ro
 	init="$here/guest-init.sh" rvgpu_vm.kdir="$kdir"
-	8250.nr_uarts=1 tsc=reliable
+	8250.nr_uarts=1 tsc=reliable log_buf_len=8M kasan_multi_shot no5lvl
 	"${append[@]}"
 )
 qemu=(
@@ -283,12 +285,20 @@ boot_watchdog() {
 }
 boot_watchdog &
 watchdog=$!
-# The screendump service: a test in the guest asks for a picture of a board's own display (what
-# this QEMU shows of it) by writing "<board index> <file name>" to io/screendump.req; the picture
-# (PPM) lands in io/<file name>, and io/screendump.done names it.
+# The host services, for tests in the guest:
+#  - screendump: a picture of a board's own display (what this QEMU shows of it): the guest writes
+#    "<board index> <file name>" to io/screendump.req; the picture (PPM) lands in io/<file name>,
+#    and io/screendump.done names it (or says "error");
+#  - hotplug: losing and regaining a board: "del <board index>" in io/hotplug.req unplugs it
+#    (device_del: the guest is asked to eject it; done when QEMU has deleted it, within 300 s);
+#    "add <board index> <PCI slot>" plugs the same board back into that slot of the root bus
+#    (device_add, fresh VRAM; not the slot it left: QEMU 10 keeps an unplugged bochs-display's
+#    VRAM, named after its PCI address, and aborts on a second one there). io/hotplug.done then
+#    says "ok", or "error: <why>". The pc machine hot-plugs through ACPI; q35's root bus takes
+#    no hot-plug.
 # shellcheck disable=SC2317
-screendump_service() {
-	local idx name
+host_services() {
+	local idx name op slot why
 	while kill -0 "$runner" 2>/dev/null; do
 		if [ -f "$io/screendump.req" ] && read -r idx name <"$io/screendump.req"; then
 			rm -f "$io/screendump.req" "$io/screendump.done"
@@ -300,10 +310,26 @@ screendump_service() {
 				echo "error" >"$io/screendump.done"
 			fi
 		fi
+		if [ -f "$io/hotplug.req" ] && read -r op idx slot <"$io/hotplug.req"; then
+			rm -f "$io/hotplug.req" "$io/hotplug.done"
+			why=
+			if ! [[ $idx =~ ^[0-9]+$ ]] || [ "$idx" -ge ${#board_props[@]} ]; then
+				why="no board $idx"
+			elif [ "$op" = del ]; then
+				why=$(python3 "$here/../selftests/qmp.py" device-del "$tmp/qmp.sock" "board$idx" 300 2>&1) || why=${why:-device_del failed}
+			elif [ "$op" = add ] && [[ $slot =~ ^(0x)?[0-9a-fA-F]{1,2}$ ]]; then
+				# shellcheck disable=SC2086  # the board's properties, KEY=VALUE words
+				why=$(python3 "$here/../selftests/qmp.py" device-add "$tmp/qmp.sock" "$board" "board$idx" \
+					${board_props[idx]} bus=pci.0 "addr=$slot" 2>&1) || why=${why:-device_add failed}
+			else
+				why="bad request '$op $idx $slot'"
+			fi
+			if [ -z "$why" ]; then echo ok; else echo "error: $why" | tail -3; fi >"$io/hotplug.done"
+		fi
 		sleep 0.2
 	done
 }
-screendump_service &
+host_services &
 screendumper=$!
 rc=0
 wait "$runner" || rc=$?

@@ -2,7 +2,10 @@
 """A minimal QMP client for the tests (a QEMU started with -qmp unix:PATH,server=on,wait=off),
 screendumps, and the PPM files they write.
 
-As a command: `python3 selftests/qmp.py screendump SOCKET FILE [png|ppm [DEVICE]]`."""
+As a command:
+  python3 selftests/qmp.py screendump SOCKET FILE [png|ppm [DEVICE]]
+  python3 selftests/qmp.py device-del SOCKET ID [TIMEOUT]    unplug; waits for DEVICE_DELETED
+  python3 selftests/qmp.py device-add SOCKET DRIVER ID [KEY=VALUE...]"""
 import json
 import socket
 import sys
@@ -36,6 +39,24 @@ class Qmp:
             if "error" in r:
                 raise RuntimeError(f"{name}: {r['error'].get('desc')}")
             return r.get("return")
+
+
+def device_ids(qmp):
+    """The ids of the devices given one (-device ...,id=, device_add id=)."""
+    return {p["name"] for p in qmp.cmd("qom-list", path="/machine/peripheral") if p["type"].startswith("child<")}
+
+
+def device_del(qmp, dev_id, timeout=120):
+    """Unplugs device `dev_id` (the guest is asked to eject it) and waits until QEMU has deleted
+    it (gone from /machine/peripheral: QEMU 10 does not send DEVICE_DELETED for an ACPI eject of
+    the guest's); False if it was not within `timeout` seconds."""
+    qmp.cmd("device_del", id=dev_id)
+    end = time.time() + timeout
+    while time.time() < end:
+        if dev_id not in device_ids(qmp):
+            return True
+        time.sleep(0.5)
+    return False
 
 
 def screendump(qmp, path, fmt="ppm", device=None):
@@ -83,7 +104,15 @@ def xrgb_to_rgb(fb, width, height, stride):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) not in (4, 5, 6) or sys.argv[1] != "screendump":
-        sys.exit("usage: qmp.py screendump SOCKET FILE [png|ppm [DEVICE]]")
-    screendump(Qmp(sys.argv[2]), sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else "png",
-               sys.argv[5] if len(sys.argv) > 5 else None)
+    a = sys.argv[1:]
+    if len(a) in (3, 4, 5) and a[0] == "screendump":
+        screendump(Qmp(a[1]), a[2], a[3] if len(a) > 3 else "png", a[4] if len(a) > 4 else None)
+    elif len(a) in (3, 4) and a[0] == "device-del":
+        if not device_del(Qmp(a[1]), a[2], float(a[3]) if len(a) > 3 else 120):
+            sys.exit(f"qmp.py: {a[2]} was not deleted in time (the guest did not eject it)")
+    elif len(a) >= 4 and a[0] == "device-add":
+        # Decimal numbers go as JSON numbers (integer properties take no strings).
+        args = {k: int(v) if v.isdigit() else v for k, v in (kv.split("=", 1) for kv in a[4:])}
+        Qmp(a[1]).cmd("device_add", driver=a[2], id=a[3], **args)
+    else:
+        sys.exit(__doc__.split("As a command:")[1])
