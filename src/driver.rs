@@ -95,6 +95,13 @@ impl pci::Driver for RvgpuPciDriver {
     }
 
     fn unbind<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
-        dev_info!(pdev, "{}: unbinding\n", this.data().board().model());
+        // Before the vGPUs go (the mdev parent's removal waits for their users): from now on
+        // the users get errors, not the board.
+        this.data().set_gone();
+        dev_info!(
+            pdev,
+            "{}: unbinding: its vGPUs' users get ENODEV from now on\n",
+            this.data().board().model()
+        );
     }
 }

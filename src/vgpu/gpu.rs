@@ -138,6 +138,8 @@ pub(crate) struct Gpu {
     sched: SchedOwner,
     /// The next vGPU's number in the scheduler log.
     next_sched_id: Atomic<u32>,
+    /// The board is being removed: its vGPUs' users get `ENODEV` (see [`Gpu::set_gone`]).
+    gone: Atomic<bool>,
     #[pin]
     vram: Mutex<VramAllocator>,
     #[pin]
@@ -168,6 +170,7 @@ impl Gpu {
                 table,
                 sched,
                 next_sched_id: Atomic::new(0),
+                gone: Atomic::new(false),
                 vram <- new_mutex!(VramAllocator::new(total)),
                 scanout <- new_mutex!(ScanoutCtl {
                     views: KVec::new(),
@@ -245,6 +248,19 @@ impl Gpu {
             .map(|t| t.max_instances)
             .max()
             .unwrap_or(0)
+    }
+
+    /// The board is being removed (unplugged, or its driver unbound): from now on every access
+    /// of a vGPU user to the vGPU's regions and framebuffer fails with `ENODEV`, and its engine
+    /// commands that reach VRAM with `HOST`, while the removal asks the users to let go (the VFIO
+    /// request interrupt) and waits for them.
+    pub(crate) fn set_gone(&self) {
+        self.gone.store(true, Relaxed);
+    }
+
+    /// Whether [`Gpu::set_gone`] was called.
+    pub(crate) fn is_gone(&self) -> bool {
+        self.gone.load(Relaxed)
     }
 
     /// Scrubs a slice and gives it back. The scrub comes first, so that no other vGPU can get

@@ -298,6 +298,13 @@ impl DeviceOps for Vgpu {
     }
 
     fn request(this: &Device<Self>, count: u32) {
+        if count == 0 && this.slice.gpu().is_gone() {
+            // The board is going: what the user mapped of it is taken away (the next touch
+            // faults, and faults fail).
+            let fb = vb::VFIO_PCI_BAR0_REGION_INDEX;
+            this.mappings().zap(fb, 0, this.vtype.profile_bytes());
+            this.mappings().zap(REGION_DISPLAY, 0, this.scanout.size());
+        }
         let asked = this.engine.request_release();
         if count == 0 {
             if asked {

@@ -161,6 +161,9 @@ impl Vgpu {
     }
 
     fn access(&self, offset: u64, len: usize) -> Result<Access> {
+        if self.slice.gpu().is_gone() {
+            return Err(ENODEV);
+        }
         access(offset, len, self.vtype.profile_bytes(), self.scanout.size())
     }
 
@@ -174,6 +177,9 @@ impl Vgpu {
 
     pub(super) fn region_mmap(&self, vma: &Mmap<'_>) -> Result {
         let (index, pos) = vma.region();
+        if self.slice.gpu().is_gone() {
+            return Err(ENODEV);
+        }
         if !vma.is_shared() {
             return Err(EINVAL);
         }

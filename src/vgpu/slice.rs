@@ -82,8 +82,12 @@ impl VramSlice {
         &self.dirty
     }
 
-    /// The VRAM offset of `[off, off + len)` of the slice; `EINVAL` beyond its usable part.
+    /// The VRAM offset of `[off, off + len)` of the slice; `EINVAL` beyond its usable part,
+    /// `ENODEV` once the board is being removed.
     fn at(&self, off: u64, len: u64) -> Result<u64> {
+        if self.gpu.is_gone() {
+            return Err(ENODEV);
+        }
         let end = off.checked_add(len).ok_or(EINVAL)?;
         if end > self.usable {
             return Err(EINVAL);
