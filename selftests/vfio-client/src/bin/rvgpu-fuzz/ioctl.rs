@@ -105,7 +105,15 @@ pub fn op(w: &mut Worker) {
     let (name, cmd, minsz) = command(which, rng);
     sh.set_op(name);
     if which == Which::Reset {
-        let r = if rng.percent(80) { d.dev.ioctl_none(cmd) } else { d.dev.ioctl(cmd, &mut rng.bytes(64)) };
+        // RESET takes no argument; a garbage one (with an argsz the buffer really has: the
+        // client sizes its scratch buffer by argsz) must be ignored.
+        let r = if rng.percent(80) {
+            d.dev.ioctl_none(cmd)
+        } else {
+            let mut b = rng.bytes(64);
+            put32(&mut b, 0, rng.below(65) as u32);
+            d.dev.ioctl(cmd, &mut b)
+        };
         sh.rec(Fam::Ioctl, &r);
         return;
     }

@@ -191,7 +191,8 @@ pub fn op(w: &mut Worker) {
     });
     let r = write_once(&path, &data);
     let ok = sh.rec(Fam::Sysfs, &r);
-    if ok && target == Target::Create {
+    // A write of nothing never reaches the kernel's store: it "succeeds" creating nothing.
+    if ok && target == Target::Create && !data.is_empty() {
         // The mdev core parses the first 36 bytes and ignores what follows.
         match data.get(..36).and_then(parse_uuid) {
             Some(u) => {
