@@ -68,6 +68,15 @@ else
 	finish
 fi
 
+# The test-only module of deliberate faults (selftests/vm/99-sanitizers.sh).
+if make -s sancheck >build.log 2>&1; then
+	pass "selftests/sanitizers/rvgpu_sancheck.ko builds"
+	rm -f build.log
+else
+	flunk "selftests/sanitizers/rvgpu_sancheck.ko builds"
+	sed 's/^/#   /' build.log | tail -30
+fi
+
 # --- Host-side checks --------------------------------------------------------------------------
 if [ $vm_only = 0 ]; then
 	step "rustfmt: the Rust sources are formatted" make -s rustfmtcheck
@@ -115,14 +124,15 @@ vm_suite() {
 	rm -f "$out"
 }
 
-vm_suite "two bochs-display boards" "64M 256M" --timeout 2400 -- \
+vm_suite "two bochs-display boards" "64M 256M" --timeout 3300 -- \
 	selftests/vm/10-bind.sh selftests/vm/20-types.py selftests/vm/30-lifecycle.py \
 	selftests/vm/40-random.py selftests/vm/50-mdevctl.sh selftests/vm/60-device.sh \
 	selftests/vm/62-display.sh selftests/vm/65-request.py selftests/vm/70-engine.sh \
 	selftests/vm/75-migration.sh selftests/vm/80-qemu.sh selftests/vm/85-live-migration.py \
-	selftests/vm/87-display.py selftests/vm/88-scheduler.py
+	selftests/vm/87-display.py selftests/vm/88-scheduler.py selftests/vm/90-fuzz.sh selftests/vm/91-stress.sh \
+	selftests/vm/92-isolation.sh selftests/vm/93-unplug.py
 vm_suite "one secondary-vga board" "512M" --board secondary-vga -- \
-	selftests/vm/10-bind.sh selftests/vm/20-types.py
+	selftests/vm/10-bind.sh selftests/vm/20-types.py selftests/vm/99-sanitizers.sh
 
 echo "# total time $(( $(date +%s) - t0 )) s"
 finish
