@@ -93,6 +93,16 @@ report = []
 for n in (2, 4, 8):
     diag(f"starting {n} saturating loads")
     loads = [Load(u, "saturate") for u in vgpus[:n]]
+    # The windows start once every load runs (its vGPU's engine time moves): a load process still
+    # starting would be measured as a short share (under the debug kernel that takes a while).
+    t_ready = time.time()
+    before = {u: acct(u)["drm-engine-gfx"] for u in vgpus[:n]}
+    while time.time() < t_ready + 20:
+        time.sleep(0.5)
+        if all(acct(u)["drm-engine-gfx"] > before[u] for u in vgpus[:n]):
+            break
+    diag(f"all {n} loads running after {time.time() - t_ready:.1f} s")
+    time.sleep(1)
     try:
         for policy in ("equal_share", "fixed_share", "best_effort"):
             e = set_sched(big, f"policy={policy}")
