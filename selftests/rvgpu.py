@@ -212,48 +212,44 @@ class Vram:
 IO_DIR = "/run/rvgpu-io"
 
 
+def _host_request(service, line, timeout):
+    """Asks the QEMU that runs this test VM for something (scripts/vm-run.sh's host services):
+    writes `line` to io/SERVICE.req and returns what io/SERVICE.done says, or None if nothing
+    after `timeout` seconds."""
+    done = f"{IO_DIR}/{service}.done"
+    if os.path.exists(done):
+        os.unlink(done)
+    with open(f"{IO_DIR}/{service}.req.tmp", "w") as f:
+        f.write(f"{line}\n")
+    os.rename(f"{IO_DIR}/{service}.req.tmp", f"{IO_DIR}/{service}.req")
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            return open(done).read().strip()
+        except FileNotFoundError:
+            time.sleep(0.2)
+    return None
+
+
 def board_hotplug(op, idx, slot=None, timeout=330):
     """Unplugs board `idx` (the `--vram` order of scripts/vm-run.sh: op "del"; the guest is asked
     to eject it, and this returns once QEMU has deleted it) or plugs it back into PCI slot `slot`
     of the root bus (op "add", fresh VRAM), through the QEMU that runs this test VM (vm-run.sh's
     hotplug service). Raises OSError if that failed."""
-    done = f"{IO_DIR}/hotplug.done"
-    if os.path.exists(done):
-        os.unlink(done)
-    with open(f"{IO_DIR}/hotplug.req.tmp", "w") as f:
-        f.write(f"{op} {idx} {'' if slot is None else hex(slot)}\n")
-    os.rename(f"{IO_DIR}/hotplug.req.tmp", f"{IO_DIR}/hotplug.req")
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            got = open(done).read().strip()
-        except FileNotFoundError:
-            time.sleep(0.2)
-            continue
-        if got != "ok":
-            raise OSError(f"hotplug {op} of board {idx}: {got}")
-        return
-    raise OSError(f"hotplug {op} of board {idx}: no answer after {timeout} s (is this VM run by scripts/vm-run.sh?)")
+    got = _host_request("hotplug", f"{op} {idx} {'' if slot is None else hex(slot)}", timeout)
+    if got is None:
+        raise OSError(f"hotplug {op} of board {idx}: no answer after {timeout} s (is this VM run by scripts/vm-run.sh?)")
+    if got != "ok":
+        raise OSError(f"hotplug {op} of board {idx}: {got}")
 
 
 def board_screendump(gpu, name, timeout=60):
     """A picture (PPM) of board `gpu`'s own display output, taken by the QEMU that runs this test
     VM (scripts/vm-run.sh's screendump service); its path, or raises OSError."""
     idx = gpus().index(gpu)
-    done = f"{IO_DIR}/screendump.done"
-    if os.path.exists(done):
-        os.unlink(done)
-    with open(f"{IO_DIR}/screendump.req.tmp", "w") as f:
-        f.write(f"{idx} {name}\n")
-    os.rename(f"{IO_DIR}/screendump.req.tmp", f"{IO_DIR}/screendump.req")
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            got = open(done).read().strip()
-        except FileNotFoundError:
-            time.sleep(0.2)
-            continue
-        if got != name:
-            raise OSError(f"screendump of board {idx} failed: {open(f'{IO_DIR}/screendump.err').read()[-300:]}")
-        return f"{IO_DIR}/{name}"
-    raise OSError(f"no screendump of board {idx} after {timeout} s (is this VM run by scripts/vm-run.sh?)")
+    got = _host_request("screendump", f"{idx} {name}", timeout)
+    if got is None:
+        raise OSError(f"no screendump of board {idx} after {timeout} s (is this VM run by scripts/vm-run.sh?)")
+    if got != name:
+        raise OSError(f"screendump of board {idx} failed: {open(f'{IO_DIR}/screendump.err').read()[-300:]}")
+    return f"{IO_DIR}/{name}"
