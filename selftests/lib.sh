@@ -129,15 +129,39 @@ kernel_problems() {
 	printf '%s\n' "$log" | grep -E -A8 "$KERNEL_REPORT" | head -60
 }
 
-# check_kernel_log [MARK]: one result: no problem report in the kernel log since MARK (see
-# kernel_problems).
+# check_kernel_log [MARK [DESC]]: one result: no problem report in the kernel log since MARK
+# (see kernel_problems).
 check_kernel_log() {
-	local out
+	local out desc=${2:-no kernel warning, oops, BUG or sanitizer report}
 	if out=$(kernel_problems "${1:-0}"); then
-		fail "no kernel warning, oops, BUG or sanitizer report" "$out"
+		fail "$desc" "$out"
 	else
 		[ -z "$out" ] || printf '%s\n' "$out"
-		ok "no kernel warning, oops, BUG or sanitizer report"
+		ok "$desc"
+	fi
+}
+
+# check_kmemleak DESC: one result: kmemleak is on and finds no leak (see kmemleak_leaks).
+check_kmemleak() {
+	local out
+	if [ ! -w "$KMEMLEAK" ]; then
+		fail "$1" "kmemleak is not on: $KMEMLEAK missing"
+	elif out=$(kmemleak_leaks); then
+		fail "$1" "$out"
+	else
+		ok "$1"
+	fi
+}
+
+# tool_result DESC KIND RC OUT: one result from a test program that ends its output OUT with
+# `ok - KIND: ...` or `not ok - KIND: ...` and exited with RC.
+tool_result() {
+	local desc=$1 kind=$2 rc=$3 out=$4 last
+	last=$(printf '%s\n' "$out" | grep -E "^(not )?ok - $kind:" | tail -1)
+	if [ "$rc" -eq 0 ] && [[ $last == "ok - $kind:"* ]]; then
+		ok "$desc: ${last#"ok - $kind: "}"
+	else
+		fail "$desc (exit status $rc)" "${last:-no result line}" "$(printf '%s\n' "$out" | tail -30)"
 	fi
 }
 
@@ -161,15 +185,25 @@ kmemleak_leaks() {
 # `BIN GPU UUID_A UUID_B` through the iommufd path and then the VFIO container path (in that order:
 # see known_kernel_defects), and removes them. BIN reports its own results.
 on_two_vgpus() {
-	local bin=$1 gpu types a b
-	gpu=$(basename "$(ls -d /sys/bus/pci/drivers/nvidia/0000:* | tail -1)")
-	types=/sys/bus/pci/devices/$gpu/mdev_supported_types
-	a=$(cat /proc/sys/kernel/random/uuid)
-	b=$(cat /proc/sys/kernel/random/uuid)
-	echo "$a" >"$types/nvidia-9106/create"
-	echo "$b" >"$types/nvidia-9106/create"
-	"$bin" "$gpu" "$a" "$b" --iommufd
-	"$bin" "$gpu" "$a" "$b"
-	echo 1 >"/sys/bus/mdev/devices/$a/remove"
-	echo 1 >"/sys/bus/mdev/devices/$b/remove"
+	two_vgpus
+	"$1" "$GPU" "$VGPU_A" "$VGPU_B" --iommufd
+	"$1" "$GPU" "$VGPU_A" "$VGPU_B"
+	remove_two_vgpus
+}
+
+# two_vgpus: creates two GRID RVGPU-64Q vGPUs on the last bound GPU: GPU, VGPU_A, VGPU_B.
+two_vgpus() {
+	local types
+	GPU=$(basename "$(ls -d /sys/bus/pci/drivers/nvidia/0000:* | tail -1)")
+	types=/sys/bus/pci/devices/$GPU/mdev_supported_types
+	VGPU_A=$(cat /proc/sys/kernel/random/uuid)
+	VGPU_B=$(cat /proc/sys/kernel/random/uuid)
+	echo "$VGPU_A" >"$types/nvidia-9106/create"
+	echo "$VGPU_B" >"$types/nvidia-9106/create"
+}
+
+# remove_two_vgpus: removes what two_vgpus created.
+remove_two_vgpus() {
+	echo 1 >"/sys/bus/mdev/devices/$VGPU_A/remove"
+	echo 1 >"/sys/bus/mdev/devices/$VGPU_B/remove"
 }

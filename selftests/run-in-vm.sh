@@ -86,20 +86,8 @@ final_checks() {
 	echo "# --- the run's kernel log and kmemleak"
 	echo 0 >"$TAP_STATE/script_count"
 	for m in rvgpu mbochs mdpy mtty; do rmmod "$m" 2>/dev/null; done
-	local out
-	if out=$(kernel_problems 0); then
-		fail "the whole run's kernel log: no warning, oops, BUG, sanitizer report, hung task or RCU stall" "$out"
-	else
-		[ -z "$out" ] || printf '%s\n' "$out"
-		ok "the whole run's kernel log: no warning, oops, BUG, sanitizer report, hung task or RCU stall"
-	fi
-	if [ ! -w "$KMEMLEAK" ]; then
-		fail "kmemleak: no leak once the modules are unloaded" "kmemleak is not on: $KMEMLEAK missing"
-	elif out=$(kmemleak_leaks); then
-		fail "kmemleak: no leak once the modules are unloaded" "$out"
-	else
-		ok "kmemleak: no leak once the modules are unloaded"
-	fi
+	check_kernel_log 0 "the whole run's kernel log: no warning, oops, BUG, sanitizer report, hung task or RCU stall"
+	check_kmemleak "kmemleak: no leak once the modules are unloaded"
 }
 
 # What leaked before the tests (at boot) is not theirs.

@@ -20,33 +20,22 @@ bin=$RVGPU_ROOT/selftests/vfio-client/target/release/rvgpu-fuzz
 seconds=${RVGPU_FUZZ_SECONDS:-45}
 mark=$(dmesg_mark)
 load_rvgpu
-gpu=$(basename "$(ls -d /sys/bus/pci/drivers/nvidia/0000:* | tail -1)")
-types=/sys/bus/pci/devices/$gpu/mdev_supported_types
-a=$(cat /proc/sys/kernel/random/uuid)
-b=$(cat /proc/sys/kernel/random/uuid)
-echo "$a" >"$types/nvidia-9106/create"
-echo "$b" >"$types/nvidia-9106/create"
+two_vgpus
 
 # fuzz PATH-NAME DEFAULT-SEED [--iommufd]
 fuzz() {
-	local name=$1 seed=${RVGPU_FUZZ_SEED:-$2} out rc last
+	local name=$1 seed=${RVGPU_FUZZ_SEED:-$2} out rc args
 	shift 2
 	args=(--seconds "$seconds" --procs 4)
 	[ "$seed" = clock ] || args+=(--seed "$seed")
-	out=$(timeout --foreground $((seconds + 180)) "$bin" "$gpu" "$a" "$b" "${args[@]}" "$@" 2>&1)
+	out=$(timeout --foreground $((seconds + 180)) "$bin" "$GPU" "$VGPU_A" "$VGPU_B" "${args[@]}" "$@" 2>&1)
 	rc=$?
 	printf '%s\n' "$out" | grep -E '^# (seed|ops|errno|worker [0-9]+: [0-9]+ operations|rvgpu-fuzz|.* works afterwards)' | sed 's/^# /# fuzz '"$name"': /'
-	last=$(printf '%s\n' "$out" | grep -E '^(not )?ok - fuzz:' | tail -1)
-	if [ "$rc" -eq 0 ] && [[ $last == "ok - fuzz:"* ]]; then
-		ok "fuzzer, $name path: ${last#ok - fuzz: }"
-	else
-		fail "fuzzer, $name path (exit status $rc)" "${last:-no result line}" "$(printf '%s\n' "$out" | tail -30)"
-	fi
+	tool_result "fuzzer, $name path" fuzz "$rc" "$out"
 }
 fuzz iommufd 1 --iommufd
 fuzz container 2
 
-echo 1 >"/sys/bus/mdev/devices/$a/remove"
-echo 1 >"/sys/bus/mdev/devices/$b/remove"
+remove_two_vgpus
 check_kernel_log "$mark"
 unload_rvgpu || diag "rmmod rvgpu failed"

@@ -21,19 +21,14 @@ gpu=$(basename "$(ls -d /sys/bus/pci/drivers/nvidia/0000:* | tail -1)")
 
 # stress NAME DEFAULT-SEED [--iommufd]
 stress() {
-	local name=$1 seed=${RVGPU_STRESS_SEED:-$2} out rc last args
+	local name=$1 seed=${RVGPU_STRESS_SEED:-$2} out rc args
 	shift 2
 	args=(--threads 8 --seconds "$seconds")
 	[ "$seed" = clock ] || args+=(--seed "$seed")
 	out=$(timeout --foreground $((seconds + 240)) "$bin" "$gpu" nvidia-9104 "${args[@]}" "$@" 2>&1)
 	rc=$?
 	printf '%s\n' "$out" | grep '^# ' | sed 's/^# /# stress '"$name"': /'
-	last=$(printf '%s\n' "$out" | grep -E '^(not )?ok - stress:' | tail -1)
-	if [ "$rc" -eq 0 ] && [[ $last == "ok - stress:"* ]]; then
-		ok "8-thread stress, $name path: ${last#ok - stress: }"
-	else
-		fail "8-thread stress, $name path (exit status $rc)" "${last:-no result line}" "$(printf '%s\n' "$out" | tail -20)"
-	fi
+	tool_result "8-thread stress, $name path" stress "$rc" "$out"
 }
 stress iommufd 1 --iommufd
 stress container 2
@@ -44,10 +39,4 @@ if out=$(rmmod rvgpu 2>&1); then
 else
 	fail "rvgpu unloads after the stress" "$out"
 fi
-if out=$(kmemleak_leaks); then
-	fail "kmemleak finds no leak after the stress (rvgpu unloaded)" "$out"
-elif [ ! -w "$KMEMLEAK" ]; then
-	fail "kmemleak finds no leak after the stress (rvgpu unloaded)" "kmemleak is not on"
-else
-	ok "kmemleak finds no leak after the stress (rvgpu unloaded)"
-fi
+check_kmemleak "kmemleak finds no leak after the stress (rvgpu unloaded)"
