@@ -2,6 +2,7 @@
 """Helpers for the in-VM tests written in Python: TAP results shared with selftests/lib.sh,
 sysfs access to rvgpu's GPUs and vGPUs, opening a vGPU through VFIO, reading VRAM."""
 
+import ctypes
 import errno
 import fcntl
 import mmap
@@ -192,6 +193,20 @@ class VfioDevice:
     def close(self):
         for fd in (self.fd, self.group, self.container):
             os.close(fd)
+
+
+VFIO_DEVICE_SET_IRQS = 0x3B6E
+VFIO_PCI_REQ_IRQ_INDEX = 4
+_IRQ_SET_EVENTFD_TRIGGER = (1 << 2) | (1 << 5)
+
+
+def request_eventfd(dev):
+    """An eventfd that the VFIO device-request interrupt of `dev` (a VfioDevice) signals, as QEMU
+    sets it up: the driver raises it to ask the user to let go of the device."""
+    efd = ctypes.CDLL(None, use_errno=True).eventfd(0, 0)
+    fcntl.ioctl(dev.fd, VFIO_DEVICE_SET_IRQS,
+                struct.pack("IIIIIi", 24, _IRQ_SET_EVENTFD_TRIGGER, VFIO_PCI_REQ_IRQ_INDEX, 0, 1, efd))
+    return efd
 
 
 # --- The physical VRAM, from the host side ----------------------------------------------------

@@ -2,7 +2,6 @@
 """Removing a vGPU that a VM still has open: the driver raises the VFIO device-request
 interrupt (what QEMU listens on to unplug the device), so the removal completes as soon as the
 user lets go, instead of blocking until it happens to close the device."""
-import ctypes
 import fcntl
 import os
 import select
@@ -16,10 +15,7 @@ from rvgpu import *  # noqa: E402,F403
 PLAN = 4
 
 VFIO_DEVICE_GET_IRQ_INFO = 0x3B6D
-VFIO_DEVICE_SET_IRQS = 0x3B6E
-REQ_INDEX = 4
-SET_EVENTFD_TRIGGER = (1 << 2) | (1 << 5)
-libc = ctypes.CDLL(None, use_errno=True)
+REQ_INDEX = VFIO_PCI_REQ_IRQ_INDEX
 
 load_rvgpu()
 gpu = gpus()[-1]
@@ -30,8 +26,7 @@ def user(uuid, listen, ready_fd):
     dev = VfioDevice(uuid)
     asked = False
     if listen:
-        efd = libc.eventfd(0, 0)
-        fcntl.ioctl(dev.fd, VFIO_DEVICE_SET_IRQS, struct.pack("IIIIIi", 24, SET_EVENTFD_TRIGGER, REQ_INDEX, 0, 1, efd))
+        efd = request_eventfd(dev)
         os.write(ready_fd, b"r")
         asked = bool(select.select([efd], [], [], 60)[0])
     else:

@@ -7,9 +7,7 @@ VFIO request interrupt, then errors (ENODEV from the regions, SIGBUS from a fram
 not hangs; the nested VM's QEMU unplugs the vGPU from its guest; the board is gone with all its
 vGPUs; the other board's vGPU is untouched. Plugging the board back (device_add) binds it again
 with fresh types. The kernel log stays clean."""
-import ctypes
 import errno
-import fcntl
 import json
 import mmap
 import os
@@ -28,13 +26,9 @@ from qmp import Qmp, device_ids  # noqa: E402
 
 PLAN = 9
 BOOT_TIMEOUT = 240
-VFIO_DEVICE_SET_IRQS = 0x3B6E
-REQ_INDEX = 4
-SET_EVENTFD_TRIGGER = (1 << 2) | (1 << 5)
 BAR2 = 2 << 40
 CONFIG = 7 << 40
 REG_ID = 0x500  # the DISPI ID register in BAR2: a read without side effects
-libc = ctypes.CDLL(None, use_errno=True)
 
 
 def bochs_boards():
@@ -54,8 +48,7 @@ def client(uuid, w):
     res = {}
     try:
         dev = VfioDevice(uuid)
-        efd = libc.eventfd(0, 0)
-        fcntl.ioctl(dev.fd, VFIO_DEVICE_SET_IRQS, struct.pack("IIIIIi", 24, SET_EVENTFD_TRIGGER, REQ_INDEX, 0, 1, efd))
+        efd = request_eventfd(dev)
         fb = mmap.mmap(dev.fd, 1 << 20, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
         fb[0:4] = b"\x11\x22\x33\x44"
         res["before"] = fb[0:4] == b"\x11\x22\x33\x44" and len(os.pread(dev.fd, 4, BAR2 + REG_ID)) == 4
