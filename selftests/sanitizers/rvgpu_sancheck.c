@@ -56,23 +56,28 @@ static int sancheck_lockdep(void)
 	return 0;
 }
 
-static int sancheck_kmemleak(void)
+/* Above KMALLOC_MAX_CACHE_SIZE (two pages). */
+#define SANCHECK_LEAK_SIZE (4 * PAGE_SIZE)
+
+static noinline int sancheck_kmemleak(void)
 {
 	int i;
 
 	/*
-	 * Sixteen of them: a stale copy of the last pointers may stay in a stack kmemleak scans
-	 * (a cached thread stack, say), which keeps those from being reported.
+	 * Sixteen of them, each larger than the largest kmalloc cache, so that they come from the
+	 * page allocator: a slab object's pointer stays behind in the per-CPU sheaf it was taken
+	 * from (kmemleak scans the sheaf and counts that as a reference), and a stale copy of the
+	 * last pointer may stay in a stack kmemleak scans (a cached thread stack, say).
 	 */
 	for (i = 0; i < 16; i++) {
-		char *p = kmalloc(256, GFP_KERNEL);
+		char *p = kmalloc(SANCHECK_LEAK_SIZE, GFP_KERNEL);
 
 		if (!p)
 			return -ENOMEM;
-		memset(p, 0x5a, 256);
+		memset(p, 0x5a, SANCHECK_LEAK_SIZE);
 		OPTIMIZER_HIDE_VAR(p);
 	}
-	pr_info("rvgpu_sancheck: leaked sixteen 256-byte buffers\n");
+	pr_info("rvgpu_sancheck: leaked sixteen %lu-byte buffers\n", SANCHECK_LEAK_SIZE);
 	return 0;
 }
 
