@@ -120,12 +120,13 @@ void rvgpu_vfio_zap(struct vfio_device *vdev, unsigned long long start, unsigned
 
 /*
  * A workqueue of the driver's own (a physical GPU's scheduler runs on it): unbound, as the
- * kernel's system_unbound_wq, with the default number of concurrent items. The 7.3 Rust crate
- * cannot create one yet.
+ * kernel's system_unbound_wq, and high-priority (nice -20 workers, as a GPU's own scheduling
+ * thread would be: time slices are not lost to user processes), with the default number of
+ * concurrent items. The 7.3 Rust crate cannot create one yet.
  */
 struct workqueue_struct *rvgpu_alloc_workqueue(const char *name)
 {
-	return alloc_workqueue("%s", WQ_UNBOUND, 0, name);
+	return alloc_workqueue("%s", WQ_UNBOUND | WQ_HIGHPRI, 0, name);
 }
 
 void rvgpu_destroy_workqueue(struct workqueue_struct *wq)

@@ -81,7 +81,8 @@ unsafe impl Send for OwnedQueue {}
 unsafe impl Sync for OwnedQueue {}
 
 impl OwnedQueue {
-    /// A new unbound workqueue named `name` (shown in the names of its worker threads).
+    /// A new unbound, high-priority workqueue named `name` (shown in the names of its worker
+    /// threads): its work runs on kernel threads of nice -20, ahead of user processes.
     pub(crate) fn new(name: &CStr) -> Result<Self> {
         // SAFETY: `name` is a NUL-terminated string; `alloc_workqueue()` copies it.
         let wq = unsafe { bindings::rvgpu_alloc_workqueue(name.as_char_ptr()) };

@@ -104,9 +104,11 @@ impl Vgpu {
             .display
             .mode()
             .map_or(0, |m| u64::from(m.stride) * u64::from(m.height));
-        self.slice.gpu().accounting_head(out)?;
+        let gpu = self.slice.gpu();
+        let (now, busy) = gpu.sched().busy_now(Some(&self.engine));
+        gpu.accounting_head(out, now)?;
         out.emit(fmt!("rvgpu-sched-id: {}\n", self.engine.sched_id()))?;
-        self.engine.stats().emit(out)?;
+        self.engine.stats().emit(out, busy)?;
         out.emit(fmt!(
             "rvgpu-pinned-pages: {}\nrvgpu-fb-total: {} KiB\nrvgpu-fb-used: {} KiB\n",
             self.engine.pinned_pages(),

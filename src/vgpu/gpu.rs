@@ -301,8 +301,9 @@ impl Gpu {
             GpuAttr::Accounting => {
                 let vgpus = vram.slices().len();
                 drop(vram);
-                self.accounting_head(out)?;
-                self.sched().totals().emit(out)?;
+                let (now, busy) = self.sched().busy_now(None);
+                self.accounting_head(out, now)?;
+                self.sched().totals().emit(out, busy)?;
                 out.emit(fmt!(
                     "rvgpu-pinned-pages: {}\nrvgpu-vgpus: {}\nrvgpu-runnable-idle: {} ns\n",
                     self.pinned.load(Relaxed),
@@ -314,11 +315,12 @@ impl Gpu {
     }
 
     /// The first lines of an accounting file (the GPU's or one of its vGPUs').
-    pub(crate) fn accounting_head(&self, out: &mut SysfsBuf) -> Result {
+    /// `now` is the time the engine time that follows was read at.
+    pub(crate) fn accounting_head(&self, out: &mut SysfsBuf, now: u64) -> Result {
         out.emit(fmt!(
             "drm-driver: rvgpu\ndrm-pdev: {}\nrvgpu-time: {} ns\n",
             self.dev.name(),
-            crate::vfio::support::monotonic_ns()
+            now
         ))
     }
 

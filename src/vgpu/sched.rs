@@ -17,8 +17,9 @@
 //!   Only with vGPUs of one framebuffer size on the GPU, as on NVIDIA's.
 //!
 //! A cap is kept in time: after running `r` ns a vGPU with share `s` may run again `r / s` ns
-//! after it last became eligible (credit for at most one slice is kept across idle time), so a
-//! slice that ran over is charged in full. When every vGPU with work is capped or waiting for
+//! after it last became eligible (credit for at most one slice of run time, `slice / s` ns, is
+//! kept across idle time), so a slice that ran over is charged in full, and a turn that came
+//! late or a slice that lost the CPU is made up from the credit rather than lost. When every vGPU with work is capped or waiting for
 //! the frame-rate limiter, the work item ends and the scheduler's hrtimer queues it again at
 //! the earliest time one may run.
 //!
@@ -219,12 +220,13 @@ impl Stats {
         }
     }
 
-    /// The `key: value` lines both accounting files share (DRM fdinfo's naming and units).
-    pub(crate) fn emit(&self, out: &mut crate::vfio::sysfs::SysfsBuf) -> Result {
+    /// The `key: value` lines both accounting files share (DRM fdinfo's naming and units);
+    /// `busy` is the engine time up to now ([`Scheduler::busy_now`]).
+    pub(crate) fn emit(&self, out: &mut crate::vfio::sysfs::SysfsBuf, busy: u64) -> Result {
         let l = |a: &Atomic<u64>| a.load(Relaxed);
         out.emit(fmt!(
             "drm-engine-gfx: {} ns\nrvgpu-commands: {}\nrvgpu-bytes-moved: {}\nrvgpu-interrupts: {}\nrvgpu-vblanks: {}\nrvgpu-frl-delayed-frames: {}\nrvgpu-slices: {}\nrvgpu-wait-total: {} ns\nrvgpu-wait-max: {} ns\nrvgpu-overrun-total: {} ns\nrvgpu-overrun-max: {} ns\n",
-            l(&self.busy_ns),
+            busy,
             l(&self.commands),
             l(&self.bytes),
             l(&self.interrupts),
@@ -301,6 +303,8 @@ struct State<E = Engine> {
     cursor: usize,
     /// When the last slice ended.
     last_end: u64,
+    /// The slice in progress: its vGPU (the engine's address) and when it started.
+    running: Option<(usize, u64)>,
     /// The GPU is going away: nothing is queued any more.
     shut: bool,
 }
@@ -314,6 +318,7 @@ impl<E: Schedulable> State<E> {
             entities: KVec::new(),
             cursor: 0,
             last_end: 0,
+            running: None,
             shut: false,
         }
     }
@@ -323,6 +328,15 @@ impl<E: Schedulable> State<E> {
             0 if self.density > DENSE_ABOVE => SLICE_DENSE_US,
             0 => SLICE_DEFAULT_US,
             n => n,
+        }
+    }
+
+    /// A capped policy's `1 / share` for `engine` (0: not capped).
+    fn factor(&self, engine: &E) -> u64 {
+        match self.policy {
+            Policy::BestEffort => 0,
+            Policy::EqualShare => self.entities.len().max(1) as u64,
+            Policy::FixedShare => u64::from(engine.max_instance().max(1)),
         }
     }
 
@@ -386,6 +400,7 @@ impl<E: Schedulable> State<E> {
         let mut repaid: Option<(usize, u64)> = None;
         for k in 0..n {
             let i = (self.cursor + k) % n;
+            let factor = self.factor(&self.entities[i].engine);
             let e = &mut self.entities[i];
             if !e.pending {
                 continue;
@@ -412,8 +427,9 @@ impl<E: Schedulable> State<E> {
                     t
                 }
                 Policy::EqualShare | Policy::FixedShare => {
-                    // Credit for at most one slice survives idle time.
-                    e.eligible = e.eligible.max(now.saturating_sub(slice));
+                    // Credit for at most one slice of run time survives idle time (and absorbs
+                    // a turn that came late or a slice that lost the CPU).
+                    e.eligible = e.eligible.max(now.saturating_sub(slice * factor));
                     if e.eligible > now {
                         earliest(e.eligible, &mut wake);
                         continue;
@@ -447,12 +463,9 @@ impl<E: Schedulable> State<E> {
         let run = end.saturating_sub(start);
         let overrun = run.saturating_sub(target);
         let slice = u64::from(self.slice_us()) * 1000;
-        let factor = match self.policy {
-            Policy::BestEffort => 0,
-            Policy::EqualShare => self.entities.len().max(1) as u64,
-            Policy::FixedShare => u64::from(engine.max_instance().max(1)),
-        };
+        let factor = self.factor(engine);
         self.last_end = end;
+        self.running = None;
         if let Some(e) = self.find(engine) {
             if factor == 0 {
                 // At most one slice is repaid: one long stall (a first pin, a lost CPU) costs
@@ -470,6 +483,11 @@ impl<E: Schedulable> State<E> {
             overrun,
         }
     }
+}
+
+/// An engine's identity while it is scheduled (its address; nothing is reached through it).
+fn address<E>(engine: &E) -> usize {
+    core::ptr::from_ref(engine).addr()
 }
 
 /// One entry of `nvidia/scheduler_log`.
@@ -567,6 +585,21 @@ impl Scheduler {
     /// The GPU's summed counters.
     pub(crate) fn totals(&self) -> &Stats {
         &self.totals
+    }
+
+    /// The time now and the engine time of `engine` (of the whole GPU if `None`) up to now,
+    /// the slice in progress included: accounting read at any moment is exact, not behind by
+    /// up to a slice.
+    pub(crate) fn busy_now(&self, engine: Option<&Engine>) -> (u64, u64) {
+        let st = self.state.lock();
+        let now = monotonic_ns();
+        let done = engine.map_or(&self.totals.busy_ns, |e| &e.stats().busy_ns);
+        let who = engine.map(address);
+        let running = match st.running {
+            Some((a, start)) if who.is_none_or(|w| w == a) => now.saturating_sub(start),
+            _ => 0,
+        };
+        (now, done.load(Relaxed) + running)
     }
 
     pub(crate) fn runnable_idle_ns(&self) -> u64 {
@@ -691,7 +724,13 @@ impl Scheduler {
                 if st.shut {
                     return;
                 }
-                (st.pick(now), st.last_end)
+                let pick = st.pick(now);
+                if let Pick::Run { engine, .. } = &pick {
+                    // The slice starts now (one critical section per pick: under the debug
+                    // kernel every lock round trip is GPU time lost between slices).
+                    st.running = Some((address(&**engine), now));
+                }
+                (pick, st.last_end)
             };
             let (engine, target, ready) = match pick {
                 Pick::Run {
@@ -705,25 +744,29 @@ impl Scheduler {
                 }
                 Pick::Idle(None) => return,
             };
-            let start = monotonic_ns();
+            let start = now;
             let idle_from = last_end.max(ready);
             if start > idle_from {
                 self.runnable_idle_ns.fetch_add(start - idle_from, Relaxed);
             }
             engine.run_slice(start + target);
-            let end = monotonic_ns();
-            let b = self.state.lock().charge(&engine, ready, start, end, target);
-            engine.stats().slice(b.run, b.wait, b.overrun);
-            self.totals.slice(b.run, b.wait, b.overrun);
-            let id = engine.sched_id();
-            self.log.lock().push(|seq| LogEntry::Slice {
-                seq,
-                start_us: start / 1000,
-                id,
-                run_us: b.run / 1000,
-                target_us: target / 1000,
-                wait_us: b.wait / 1000,
-            });
+            {
+                // The counters move with `running`, so that `busy_now` never counts a slice
+                // twice or not at all; the log entry goes in the same critical section.
+                let mut st = self.state.lock();
+                let b = st.charge(&engine, ready, start, monotonic_ns(), target);
+                engine.stats().slice(b.run, b.wait, b.overrun);
+                self.totals.slice(b.run, b.wait, b.overrun);
+                let id = engine.sched_id();
+                self.log.lock().push(|seq| LogEntry::Slice {
+                    seq,
+                    start_us: start / 1000,
+                    id,
+                    run_us: b.run / 1000,
+                    target_us: target / 1000,
+                    wait_us: b.wait / 1000,
+                });
+            }
             drop(engine);
             drop(guard);
             cond_resched();
@@ -820,15 +863,15 @@ mod tests {
 
     const MS: u64 = 1_000_000;
 
-    /// `n` saturating fakes under `policy`, run for `ms` of simulated time with `switch` ns
-    /// between slices and each slice overrunning by `over` ns; returns each one's busy time
-    /// and the longest wait.
+    /// `n` saturating fakes (but those in `idle`) under `policy`, run for `ms` of simulated
+    /// time with 1 us between slices, the `k`th slice overrunning by `over(k)` ns; returns
+    /// each one's busy time and the longest wait.
     fn simulate(
         policy: Policy,
         n: usize,
         idle: &[usize],
         ms: u64,
-        over: u64,
+        over: &dyn Fn(u64) -> u64,
     ) -> Result<(KVec<u64>, u64)> {
         let mut st = State::<Fake>::new();
         st.policy = policy;
@@ -847,7 +890,7 @@ mod tests {
         }
         let mut busy = KVec::new();
         busy.resize(n, 0u64, GFP_KERNEL)?;
-        let (mut now, mut wait_max) = (0u64, 0u64);
+        let (mut now, mut wait_max, mut k) = (0u64, 0u64, 0u64);
         while now < ms * MS {
             match st.pick(now) {
                 Pick::Run {
@@ -855,7 +898,8 @@ mod tests {
                     target,
                     ready,
                 } => {
-                    let end = now + target + over;
+                    let end = now + target + over(k);
+                    k += 1;
                     let b = st.charge(&engine, ready, now, end, target);
                     let i = fakes
                         .iter()
@@ -880,21 +924,36 @@ mod tests {
     #[test]
     fn equal_share() -> Result {
         // 1 s, 4 vGPUs: 250 ms each (the 1 us switches are the GPU's idle time).
-        let (busy, _) = simulate(Policy::EqualShare, 4, &[], 1000, 0)?;
+        let (busy, _) = simulate(Policy::EqualShare, 4, &[], 1000, &|_| 0)?;
         assert!(near(&busy, 250 * MS));
         // One idles: the others get no more than 1/4.
-        let (busy, _) = simulate(Policy::EqualShare, 4, &[3], 1000, 0)?;
+        let (busy, _) = simulate(Policy::EqualShare, 4, &[3], 1000, &|_| 0)?;
         assert!(near(&busy[..3], 250 * MS) && busy[3] == 0);
+        // 8 vGPUs, about one slice in 8 (scattered) losing the CPU for 3 ms: the GPU stays
+        // busy and each still gets 1/8, give or take a slice and an overrun (a late turn or an
+        // overrun is paid from credit; with credit of only 1/8 slice they cost up to 15%).
+        let lost = |k: u64| {
+            if (k.wrapping_mul(2_654_435_761) & 0xffff_ffff) >> 16 & 7 == 0 {
+                3 * MS
+            } else {
+                0
+            }
+        };
+        let (busy, _) = simulate(Policy::EqualShare, 8, &[], 1000, &lost)?;
+        assert!(busy.iter().sum::<u64>() >= 990 * MS);
+        assert!(busy
+            .iter()
+            .all(|&b| b * 50 >= 125 * MS * 49 && b <= 125 * MS + 5 * MS));
         Ok(())
     }
 
     #[test]
     fn fixed_share() -> Result {
         // 2 vGPUs of a type with 8 per GPU: 1/8 each, the GPU idles 3/4 of the time.
-        let (busy, _) = simulate(Policy::FixedShare, 2, &[], 1000, 0)?;
+        let (busy, _) = simulate(Policy::FixedShare, 2, &[], 1000, &|_| 0)?;
         assert!(near(&busy, 125 * MS));
         // Overruns are charged: still 1/8.
-        let (busy, _) = simulate(Policy::FixedShare, 2, &[], 1000, MS / 2)?;
+        let (busy, _) = simulate(Policy::FixedShare, 2, &[], 1000, &|_| MS / 2)?;
         assert!(near(&busy, 125 * MS));
         Ok(())
     }
@@ -902,15 +961,15 @@ mod tests {
     #[test]
     fn best_effort() -> Result {
         // Work-conserving: 3 busy of 4 share everything.
-        let (busy, wait) = simulate(Policy::BestEffort, 4, &[2], 999, 0)?;
+        let (busy, wait) = simulate(Policy::BestEffort, 4, &[2], 999, &|_| 0)?;
         assert!(near(&[busy[0], busy[1], busy[3]], 333 * MS) && busy[2] == 0);
         // A waiting vGPU starts within (N - 1) x slice, plus the switches.
         assert!(wait <= 2 * 2 * MS + 3 * 1000);
         // A lone vGPU whose slices overrun by more than a slice still runs all the time.
-        let (busy, _) = simulate(Policy::BestEffort, 1, &[], 100, 3 * MS)?;
+        let (busy, _) = simulate(Policy::BestEffort, 1, &[], 100, &|_| 3 * MS)?;
         assert!(busy[0] * 100 >= 99 * 100 * MS);
         // Overruns are repaid: the shares stay equal.
-        let (busy, wait) = simulate(Policy::BestEffort, 2, &[], 1000, 300_000)?;
+        let (busy, wait) = simulate(Policy::BestEffort, 2, &[], 1000, &|_| 300_000)?;
         assert!(near(&busy, 500 * MS));
         // (Its wait spans the other's slice and the two switches around it.)
         assert!(wait <= 2 * MS + 300_000 + 2000);
