@@ -7,7 +7,10 @@
 
 use kernel::{
     device::Core,
-    io::Io,
+    io::{
+        Io,
+        IoBase, //
+    },
     pci,
     prelude::*, //
 };
@@ -30,7 +33,10 @@ use super::{
     Scan, //
 };
 use crate::{
-    vfio::support::cond_resched,
+    vfio::support::{
+        cond_resched,
+        mmio_bytes, //
+    },
     vgpu::uapi, //
 };
 
@@ -53,6 +59,9 @@ pub(super) struct Bochs {
 /// VRAM is cleared in chunks of this size, each under its own access guard, with the scheduler
 /// let in between chunks.
 const CLEAR_CHUNK: u64 = 1 << 20;
+
+/// What a scrub copies into the VRAM, a page at a time.
+static ZEROS: [u8; 4096] = [0; 4096];
 
 impl Bochs {
     pub(super) fn probe(pdev: &pci::Device<Core<'_>>) -> Result<Self> {
@@ -121,8 +130,10 @@ impl Board for Bochs {
             {
                 let bar = self.vram.try_access().ok_or(ENODEV)?;
                 while pos < chunk_end {
-                    bar.try_write64(0, usize::try_from(pos)?)?;
-                    pos += 8;
+                    let n = (chunk_end - pos).min(ZEROS.len() as u64) as usize;
+                    mmio_bytes((&*bar).as_view(), usize::try_from(pos)?, n)?
+                        .copy_from_slice(&ZEROS[..n]);
+                    pos += n as u64;
                 }
             }
             cond_resched();
@@ -133,37 +144,14 @@ impl Board for Bochs {
     fn vram_read(&self, offset: u64, buf: &mut [u8]) -> Result {
         self.check_range(offset, buf.len())?;
         let bar = self.vram.try_access().ok_or(ENODEV)?;
-        let base = usize::try_from(offset)?;
-        let mut i = 0;
-        while i < buf.len() {
-            let at = base + i;
-            if at % 4 == 0 && buf.len() - i >= 4 {
-                buf[i..i + 4].copy_from_slice(&bar.try_read32(at)?.to_le_bytes());
-                i += 4;
-            } else {
-                buf[i] = bar.try_read8(at)?;
-                i += 1;
-            }
-        }
+        mmio_bytes((&*bar).as_view(), usize::try_from(offset)?, buf.len())?.copy_to_slice(buf);
         Ok(())
     }
 
     fn vram_write(&self, offset: u64, data: &[u8]) -> Result {
         self.check_range(offset, data.len())?;
         let bar = self.vram.try_access().ok_or(ENODEV)?;
-        let base = usize::try_from(offset)?;
-        let mut i = 0;
-        while i < data.len() {
-            let at = base + i;
-            if at % 4 == 0 && data.len() - i >= 4 {
-                let v = u32::from_le_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
-                bar.try_write32(v, at)?;
-                i += 4;
-            } else {
-                bar.try_write8(data[i], at)?;
-                i += 1;
-            }
-        }
+        mmio_bytes((&*bar).as_view(), usize::try_from(offset)?, data.len())?.copy_from_slice(data);
         Ok(())
     }
 

@@ -4,12 +4,20 @@
 //!
 //! C headers: [`include/linux/workqueue.h`](srctree/include/linux/workqueue.h),
 //! [`include/linux/sched.h`](srctree/include/linux/sched.h),
-//! [`include/linux/timekeeping.h`](srctree/include/linux/timekeeping.h).
+//! [`include/linux/timekeeping.h`](srctree/include/linux/timekeeping.h),
+//! [`include/asm-generic/io.h`](srctree/include/asm-generic/io.h).
 
 use core::ptr::NonNull;
 
 use kernel::{
     current,
+    io::{
+        Io,
+        IoBackend,
+        Mmio,
+        MmioBackend,
+        Region, //
+    },
     prelude::*,
     sync::Arc,
     workqueue::{
@@ -109,3 +117,29 @@ pub(crate) fn monotonic_ns() -> u64 {
     // SAFETY: `ktime_get_ns()` may be called from any context once timekeeping is up.
     unsafe { bindings::rvgpu_ktime_get_ns() }
 }
+
+/// The bytes `[offset, offset + len)` of a mapped MMIO region (a PCI BAR, say), as a byte view
+/// for bulk copies: [`Io::copy_from_slice`] and [`Io::copy_to_slice`] on it are one
+/// `memcpy_toio()` / `memcpy_fromio()` each. `EINVAL` if the range is not inside the region.
+///
+/// The 7.3 `io` module projects views onto typed fields and slices; an untyped
+/// [`Region`](kernel::io::Region) has no projection onto a byte range of it yet.
+///
+/// [`Io::copy_from_slice`]: kernel::io::Io::copy_from_slice
+/// [`Io::copy_to_slice`]: kernel::io::Io::copy_to_slice
+pub(crate) fn mmio_bytes<'a, const SIZE: usize>(
+    region: Mmio<'a, Region<SIZE>>,
+    offset: usize,
+    len: usize,
+) -> Result<Mmio<'a, [u8]>> {
+    let end = offset.checked_add(len).ok_or(EINVAL)?;
+    if end > region.size() {
+        return Err(EINVAL);
+    }
+    let base = MmioBackend::as_ptr(region).cast::<u8>();
+    let bytes = core::ptr::slice_from_raw_parts_mut(base.wrapping_add(offset), len);
+    // SAFETY: `[offset, offset + len)` is inside the region (checked above), so `bytes` is a
+    // projection of the region's pointer onto a part of it, as `project_view` requires.
+    Ok(unsafe { MmioBackend::project_view(region, bytes) })
+}
+
