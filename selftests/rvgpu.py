@@ -145,14 +145,21 @@ def gpu_attr(gpu, name):
     return read(f"/sys/bus/pci/devices/{gpu}/nvidia/{name}")
 
 
-def placement(gpu):
-    """[(offset_mib, size_mib, type or 'free', uuid or None)] from nvidia/placement."""
+def placement(gpu, settle=30):
+    """[(offset_mib, size_mib, type or 'free', uuid or None)] from nvidia/placement, once no
+    removed vGPU's slice is still being scrubbed (a `scrubbing` line; removal does not wait for
+    the scrub), for up to `settle` seconds (then 'scrubbing' rows are returned as they are)."""
+    end = time.time() + settle
+    text = gpu_attr(gpu, "placement")
+    while " scrubbing" in text and time.time() < end:
+        time.sleep(0.05)
+        text = gpu_attr(gpu, "placement")
     rows = []
-    for line in gpu_attr(gpu, "placement").splitlines():
+    for line in text.splitlines():
         f = line.split()
         off, size = int(f[0].rstrip("M")), int(f[1].rstrip("M"))
-        if f[2] == "free":
-            rows.append((off, size, "free", None))
+        if f[2] in ("free", "scrubbing"):
+            rows.append((off, size, f[2], None))
         else:
             rows.append((off, size, f[2], f[-1]))
     return rows

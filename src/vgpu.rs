@@ -93,6 +93,11 @@ impl mdev::Driver for VgpuDriver {
         dev.slice.gpu().scanout_unregister(&dev.scanout);
     }
 
+    fn parent_removed(gpu: &Arc<Gpu>) {
+        // Removed vGPUs' slices are scrubbed after their removal: wait for the last.
+        gpu.drain_scrubs();
+    }
+
     fn available(gpu: &Arc<Gpu>, type_index: usize) -> u32 {
         gpu.available(type_index)
     }

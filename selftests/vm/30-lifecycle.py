@@ -9,7 +9,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from rvgpu import *  # noqa: E402,F403
 
-PLAN = 23
+PLAN = 24
 
 Q64, Q256, Q16 = "nvidia-9106", "nvidia-9108", "nvidia-9104"
 
@@ -125,6 +125,22 @@ check("data in a removed vGPU's slice is gone when the slice is reused",
       e == 0 and e2 == 0 and seen and off2 == off and zero, f"offsets {off} {off2}, written {seen}, zeroed {zero}")
 check("the scrub stays inside the slice", kept)
 vram.map[outside:outside + len(pattern)] = bytes(len(pattern))
+remove(u)
+# The removal does not wait for the scrub: a whole-VRAM vGPU is removed and a new one created at
+# once; the create waits for the scrub in progress (the only space) and finds its slice zeroed.
+e, u = create(gpu, Q256)
+for s in (0, 100 * MIB + 12, 256 * MIB - len(pattern)):
+    vram.map[s:s + len(pattern)] = pattern
+t0 = time.monotonic()
+e1 = remove(u)
+took = time.monotonic() - t0
+shown = gpu_attr(gpu, "placement").strip()
+e2, u = create(gpu, Q256)
+zero = all(vram.map[s:s + len(pattern)] == bytes(len(pattern)) for s in (0, 100 * MIB + 12, 256 * MIB - len(pattern)))
+diag(f"removing a 256 MiB vGPU took {took * 1000:.1f} ms; placement right after: {shown!r}")
+check("a create right after a removal gets the slice only once it is scrubbed (zeros through the physical VRAM)",
+      e == 0 and e1 == 0 and e2 == 0 and zero, f"errnos {e} {e1} {e2}", f"zeroed {zero}")
+remove(u)
 vram.close()
 
 # Teardown with vGPUs present: unbind the GPU, bind it back.
@@ -135,7 +151,7 @@ e = write(f"{PCI_DRV}/unbind", gpu)
 gone = not instances() and not os.path.exists(f"/sys/bus/pci/devices/{gpu}/driver")
 e2 = write(f"{PCI_DRV}/bind", gpu)
 check(f"unbinding the GPU with {n} vGPUs removes them cleanly",
-      e == 0 and n == 4 and gone, errname(e), f"left: {instances()}")
+      e == 0 and n == 3 and gone, errname(e), f"left: {instances()}")
 check("after rebinding, the GPU's VRAM is all free again",
       e2 == 0 and gpu_attr(gpu, "vram_free_mib").strip() == "256"
       and placement(gpu) == [(0, 256, "free", None)], errname(e2))

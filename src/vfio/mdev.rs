@@ -173,6 +173,11 @@ pub(crate) trait Driver: Sized + 'static {
     /// The instance is being removed; its VFIO device is unregistered right after this returns.
     fn remove(_dev: &VfioDevice<Self::Device>) {}
 
+    /// The parent's registration is gone and with it every instance (dropping the parent
+    /// unregisters it, which removes them): the place to wait for work the driver still has in
+    /// flight for them, before the parent's data is dropped.
+    fn parent_removed(_parent: &Self::Parent) {}
+
     /// How many more instances of type `type_index` fit on `parent` now.
     fn available(parent: &Self::Parent, type_index: usize) -> u32;
 
@@ -674,6 +679,7 @@ impl<T: Driver> PinnedDrop for Parent<T> {
                 // instance (each removal waits for the instance's users to close it).
                 unsafe { bindings::mdev_unregister_parent(this.parent.get()) };
                 this.registered = false;
+                T::parent_removed(&this.data);
             }
         }
         if this.holds_driver {

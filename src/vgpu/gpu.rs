@@ -7,7 +7,10 @@
 use kernel::{
     device,
     fmt,
+    impl_has_work,
+    new_condvar,
     new_mutex,
+    new_work,
     prelude::*,
     str::BStr,
     sync::{
@@ -17,7 +20,13 @@ use kernel::{
             Relaxed, //
         },
         Arc,
+        CondVar,
         Mutex, //
+    },
+    workqueue::{
+        self,
+        Work,
+        WorkItem, //
     }, //
 };
 
@@ -41,11 +50,14 @@ use super::{
 };
 use crate::{
     board::Board,
-    vfio::sysfs::{
-        Attr,
-        Group,
-        SysfsBuf, //
-    }, //
+    vfio::{
+        support::cancel_work_sync,
+        sysfs::{
+            Attr,
+            Group,
+            SysfsBuf, //
+        }, //
+    },
 };
 
 const MIB: u64 = 1 << 20;
@@ -140,10 +152,30 @@ pub(crate) struct Gpu {
     next_sched_id: Atomic<u32>,
     /// The board is being removed: its vGPUs' users get `ENODEV` (see [`Gpu::set_gone`]).
     gone: Atomic<bool>,
+    /// [`Gpu::drain_scrubs`] ran: slices given back after it are scrubbed in place.
+    drained: Atomic<bool>,
     #[pin]
     vram: Mutex<VramAllocator>,
+    /// A retired slice was scrubbed (a create waiting for one, or the removal, goes on).
+    #[pin]
+    scrubbed: CondVar,
+    /// Scrubs the retired slices, after their vGPUs' removal (on the system's unbound queue).
+    #[pin]
+    scrub: Work<Gpu>,
     #[pin]
     scanout: Mutex<ScanoutCtl>,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for Gpu { self.scrub }
+}
+
+impl WorkItem for Gpu {
+    type Pointer = Arc<Gpu>;
+
+    fn run(this: Arc<Gpu>) {
+        this.scrub_retired();
+    }
 }
 
 /// The board's own display output (`nvidia/scanout`): the scan-outs of this GPU's vGPUs (from
@@ -171,7 +203,10 @@ impl Gpu {
                 sched,
                 next_sched_id: Atomic::new(0),
                 gone: Atomic::new(false),
+                drained: Atomic::new(false),
                 vram <- new_mutex!(VramAllocator::new(total)),
+                scrubbed <- new_condvar!("rvgpu::Gpu::scrubbed"),
+                scrub <- new_work!("rvgpu::Gpu::scrub"),
                 scanout <- new_mutex!(ScanoutCtl {
                     views: KVec::new(),
                     shown: None,
@@ -223,21 +258,33 @@ impl Gpu {
         self.next_sched_id.fetch_add(1, Relaxed)
     }
 
-    /// Places a slice for an instance of `t`. Under fixed share every vGPU must have the same
-    /// framebuffer size (as on NVIDIA's): another size is refused.
+    /// Places a slice for an instance of `t`, waiting for the scrub of a retired slice if the
+    /// place it gets is one (`Interrupted` if a signal comes meanwhile). Under fixed share every
+    /// vGPU must have the same framebuffer size (as on NVIDIA's): another size is refused.
     pub(crate) fn alloc(&self, t: &VgpuType, uuid: [u8; 16]) -> Result<Slice, AllocError> {
         let mut vram = self.vram.lock();
-        if self.sched().policy() == Policy::FixedShare {
-            if let Some(other) = vram.slices().iter().find(|s| s.size != t.profile_bytes()) {
-                return Err(AllocError::Mixed {
-                    size: other.size,
-                    type_id: other.type_id,
-                });
+        loop {
+            if self.sched().policy() == Policy::FixedShare {
+                if let Some(other) = vram.slices().iter().find(|s| s.size != t.profile_bytes()) {
+                    return Err(AllocError::Mixed {
+                        size: other.size,
+                        type_id: other.type_id,
+                    });
+                }
+            }
+            match vram.alloc(t.profile_bytes(), t.id, uuid) {
+                Ok(slice) => {
+                    self.sched().set_density(self.density(&vram));
+                    return Ok(slice);
+                }
+                Err(AllocError::Scrubbing) => {
+                    if self.scrubbed.wait_interruptible(&mut vram) {
+                        return Err(AllocError::Interrupted);
+                    }
+                }
+                Err(e) => return Err(e),
             }
         }
-        let slice = vram.alloc(t.profile_bytes(), t.id, uuid)?;
-        self.sched().set_density(self.density(&vram));
-        Ok(slice)
     }
 
     /// The largest `max_instance` among the types of the vGPUs in `vram`.
@@ -263,14 +310,58 @@ impl Gpu {
         self.gone.load(Relaxed)
     }
 
-    /// Scrubs a slice and gives it back. The scrub comes first, so that no other vGPU can get
-    /// the slice while it still holds the old instance's data.
-    pub(crate) fn free(&self, slice: &Slice) {
-        // If the board is already unbound its VRAM is out of reach anyway (`ENODEV`).
+    /// Gives a slice back: it is retired at once (free for `available_instances`) and scrubbed
+    /// after this returns, by the GPU's scrub work; no vGPU gets it before it is clean.
+    pub(crate) fn free(self: &Arc<Self>, slice: &Slice) {
+        {
+            let mut vram = self.vram.lock();
+            if !self.drained.load(Relaxed) {
+                if vram.retire(slice.offset).is_err() {
+                    // Not in use: nothing to scrub (cannot happen; a slice is freed once).
+                    return;
+                }
+                self.sched().set_density(self.density(&vram));
+                drop(vram);
+                // Already queued or running: that run finds this one too.
+                let _ = workqueue::system_unbound().enqueue(self.clone());
+                return;
+            }
+        }
+        // After `drain_scrubs` (a slice that outlived its vGPU's removal): no work is queued
+        // any more, so the scrub is done here, before the slice is given back.
         let _ = self.board.vram_clear(slice.offset, slice.size);
         let mut vram = self.vram.lock();
         let _ = vram.release(slice.offset);
         self.sched().set_density(self.density(&vram));
+    }
+
+    /// The scrub work: zeroes the retired slices, oldest first, and hands each back.
+    fn scrub_retired(&self) {
+        loop {
+            let Some(slice) = self.vram.lock().next_dirty() else {
+                return;
+            };
+            // If the board is already unbound its VRAM is out of reach anyway (`ENODEV`).
+            let _ = self.board.vram_clear(slice.offset, slice.size);
+            self.vram.lock().scrubbed(slice.offset);
+            self.scrubbed.notify_all();
+        }
+    }
+
+    /// Every vGPU of the GPU is gone (its mdev parent was unregistered): waits until the last
+    /// retired slice is scrubbed and the scrub work has returned, so that no code of the
+    /// driver runs for this GPU afterwards.
+    pub(crate) fn drain_scrubs(self: &Arc<Self>) {
+        {
+            let mut vram = self.vram.lock();
+            // Under the lock, so that a `free` either retires its slice before (and is waited
+            // for here) or scrubs it itself.
+            self.drained.store(true, Relaxed);
+            while !vram.scrubbing().is_empty() {
+                self.scrubbed.wait(&mut vram);
+            }
+        }
+        cancel_work_sync(self);
     }
 
     /// The files of the physical GPU's `nvidia/` directory.
@@ -473,12 +564,27 @@ impl Gpu {
     }
 
     /// One line per slice and per free range, in address order:
-    /// `<offset>M <size>M nvidia-<id> <name> <uuid>` or `<offset>M <size>M free`.
+    /// `<offset>M <size>M nvidia-<id> <name> <uuid>`, `<offset>M <size>M scrubbing` (a removed
+    /// vGPU's slice not scrubbed yet) or `<offset>M <size>M free`.
     fn write_placement(&self, vram: &VramAllocator, out: &mut SysfsBuf) -> Result {
         let mut pos = 0;
-        for s in vram.slices() {
+        loop {
+            // The next slice at or after `pos`, in use or being scrubbed (they never overlap).
+            let live = vram.slices().iter().map(|s| (s, false));
+            let dirty = vram.scrubbing().iter().map(|s| (s, true));
+            let next = Iterator::chain(live, dirty)
+                .filter(|(s, _)| s.offset >= pos)
+                .min_by_key(|(s, _)| s.offset);
+            let Some((s, dirty)) = next else {
+                break;
+            };
             if s.offset > pos {
                 out.emit(fmt!("{}M {}M free\n", pos / MIB, (s.offset - pos) / MIB))?;
+            }
+            pos = s.offset + s.size;
+            if dirty {
+                out.emit(fmt!("{}M {}M scrubbing\n", s.offset / MIB, s.size / MIB))?;
+                continue;
             }
             let name = self
                 .table
@@ -494,7 +600,6 @@ impl Gpu {
                 BStr::from_bytes(name.to_bytes()),
                 Uuid(&s.uuid)
             ))?;
-            pos = s.offset + s.size;
         }
         if pos < vram.total() {
             out.emit(fmt!(

@@ -148,6 +148,8 @@ impl Vgpu {
                 AllocError::NoSpace { .. } => ENOSPC,
                 AllocError::BadSize | AllocError::Mixed { .. } => EINVAL,
                 AllocError::NoMemory => ENOMEM,
+                // `Gpu::alloc` waits out a scrub; a signal ends the wait.
+                AllocError::Scrubbing | AllocError::Interrupted => ERESTARTSYS,
             }
         })?;
         let slice = Arc::new(slice, GFP_KERNEL)?;

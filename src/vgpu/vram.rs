@@ -14,6 +14,12 @@
 //!   between, always uses the whole VRAM. After removals a free region can still be split into
 //!   blocks too small for a large type; `available()` then says so exactly, and the parent's
 //!   `nvidia/placement` file shows where the slices are.
+//!
+//! A slice given back is *retired*: it still holds its last tenant's data until it is scrubbed,
+//! which happens after the removal (the GPU's scrub work, [`super::gpu`]), not in it. A retired
+//! slice counts as free for `available()` and `free()` (a create they promise succeeds), but it
+//! is not handed out again until it is clean: `alloc()` says [`AllocError::Scrubbing`] when the
+//! block it picks still overlaps one, and the caller waits for the scrub.
 
 use kernel::prelude::*;
 
@@ -39,6 +45,11 @@ pub(crate) enum AllocError {
     /// The scheduler's fixed share allows one framebuffer size per GPU; a vGPU of `type_id`
     /// with `size` bytes is there.
     Mixed { size: u64, type_id: u32 },
+    /// The block to use still overlaps a retired slice being scrubbed: try again after the
+    /// scrub.
+    Scrubbing,
+    /// A signal came while waiting for a scrub.
+    Interrupted,
 }
 
 /// The VRAM of one board: `total` bytes, a power of two.
@@ -46,6 +57,9 @@ pub(crate) struct VramAllocator {
     total: u64,
     /// Slices in use, sorted by offset.
     used: KVec<Slice>,
+    /// Retired slices not scrubbed yet, oldest first. Its capacity always holds every slice in
+    /// use too, so that retiring one never allocates.
+    dirty: KVec<Slice>,
 }
 
 impl VramAllocator {
@@ -53,6 +67,7 @@ impl VramAllocator {
         Self {
             total,
             used: KVec::new(),
+            dirty: KVec::new(),
         }
     }
 
@@ -60,19 +75,29 @@ impl VramAllocator {
         self.total
     }
 
+    /// Bytes not in use (retired slices count as free).
     pub(crate) fn free(&self) -> u64 {
         self.total - self.used.iter().map(|s| s.size).sum::<u64>()
     }
 
+    /// The slices in use, by offset.
     pub(crate) fn slices(&self) -> &[Slice] {
         &self.used
     }
 
+    /// The retired slices waiting for their scrub, oldest first.
+    pub(crate) fn scrubbing(&self) -> &[Slice] {
+        &self.dirty
+    }
+
     /// Whether `[offset, offset + size)` overlaps no slice in use.
     fn is_free(&self, offset: u64, size: u64) -> bool {
-        self.used
-            .iter()
-            .all(|s| s.offset + s.size <= offset || offset + size <= s.offset)
+        self.used.iter().all(|s| !overlaps(s, offset, size))
+    }
+
+    /// Whether `[offset, offset + size)` overlaps no retired slice.
+    fn is_clean(&self, offset: u64, size: u64) -> bool {
+        self.dirty.iter().all(|s| !overlaps(s, offset, size))
     }
 
     /// The size of the largest free aligned block that contains the aligned block at `offset`.
@@ -138,6 +163,16 @@ impl VramAllocator {
                 largest_free: self.largest_free(),
             });
         };
+        if !self.is_clean(offset, size) {
+            return Err(AllocError::Scrubbing);
+        }
+        // Room to retire every slice in use without allocating.
+        let want = self.used.len() + 1 + self.dirty.len();
+        if self.dirty.capacity() < want {
+            self.dirty
+                .reserve(want - self.dirty.len(), GFP_KERNEL)
+                .map_err(|_| AllocError::NoMemory)?;
+        }
         let slice = Slice {
             offset,
             size,
@@ -160,7 +195,7 @@ impl VramAllocator {
         Ok(slice)
     }
 
-    /// Returns the slice at `offset`.
+    /// Returns the slice at `offset` (clean: nothing to scrub).
     pub(crate) fn release(&mut self, offset: u64) -> Result {
         let i = self
             .used
@@ -170,6 +205,36 @@ impl VramAllocator {
         self.used.remove(i).map_err(|_| ENOENT)?;
         Ok(())
     }
+
+    /// Retires the slice at `offset`: it is free from now on, but not handed out again until
+    /// [`VramAllocator::scrubbed`]. Never allocates.
+    pub(crate) fn retire(&mut self, offset: u64) -> Result {
+        let i = self
+            .used
+            .iter()
+            .position(|s| s.offset == offset)
+            .ok_or(ENOENT)?;
+        let slice = self.used.remove(i).map_err(|_| ENOENT)?;
+        // `alloc` kept room for it.
+        self.dirty.push_within_capacity(slice).map_err(|_| ENOMEM)
+    }
+
+    /// The oldest retired slice, to scrub.
+    pub(crate) fn next_dirty(&self) -> Option<Slice> {
+        self.dirty.first().copied()
+    }
+
+    /// The retired slice at `offset` is clean now.
+    pub(crate) fn scrubbed(&mut self, offset: u64) {
+        if let Some(i) = self.dirty.iter().position(|s| s.offset == offset) {
+            let _ = self.dirty.remove(i);
+        }
+    }
+}
+
+/// Whether `s` overlaps `[offset, offset + size)`.
+fn overlaps(s: &Slice, offset: u64, size: u64) -> bool {
+    s.offset < offset + size && offset < s.offset + s.size
 }
 
 #[kunit_tests(rvgpu_vgpu_vram)]
@@ -249,6 +314,34 @@ mod tests {
                 largest_free: 32 * M
             })
         );
+        Ok(())
+    }
+
+    #[test]
+    fn retired_slices_are_free_but_not_handed_out_dirty() -> Result {
+        let mut a = VramAllocator::new(64 * M);
+        for _ in 0..4 {
+            a.alloc(16 * M, 9104, [0; 16]).map_err(|_| ENOSPC)?;
+        }
+        a.retire(16 * M)?;
+        // Counted as free: one more 16M fits, and 64M of free space shows it...
+        assert_eq!(a.available(16 * M), 1);
+        assert_eq!(a.free(), 16 * M);
+        assert_eq!(a.scrubbing().len(), 1);
+        // ...but the only block for it is still dirty.
+        assert_eq!(a.alloc(16 * M, 9104, [0; 16]), Err(AllocError::Scrubbing));
+        assert_eq!(a.next_dirty().map(|s| s.offset), Some(16 * M));
+        a.scrubbed(16 * M);
+        assert_eq!(a.next_dirty(), None);
+        let s = a.alloc(16 * M, 9104, [0; 16]).map_err(|_| ENOSPC)?;
+        assert_eq!(s.offset, 16 * M);
+        // The placement stays best fit (the lowest of equals): a clean block it picks is
+        // handed out while another waits for its scrub, a dirty one it picks is waited for.
+        a.retire(48 * M)?;
+        a.release(0)?;
+        let s = a.alloc(16 * M, 9104, [0; 16]).map_err(|_| ENOSPC)?;
+        assert_eq!(s.offset, 0);
+        assert_eq!(a.alloc(16 * M, 9104, [0; 16]), Err(AllocError::Scrubbing));
         Ok(())
     }
 
