@@ -74,7 +74,8 @@ class LineError(Exception):
 
 class VgpuType:
     __slots__ = ("id", "name", "cls", "profile", "reserved", "heads",
-                 "width", "height", "fps", "max_inst", "line")
+                 "width", "height", "fps", "max_inst", "line",
+                 "slice", "slice_reserved", "mode_width", "mode_height")
 
     def params(self):
         """Everything that defines the type independently of the VRAM size."""
@@ -82,16 +83,25 @@ class VgpuType:
                 self.width, self.height, self.fps)
 
     def description(self):
+        # framebuffer= is the size of the slice an instance gets (a persona's profile divided
+        # by its factor); everything else is as the table says.
         return ("num_heads=%d, frl_config=%d, framebuffer=%dM, "
                 "max_resolution=%dx%d, max_instance=%d"
-                % (self.heads, self.fps, self.profile, self.width,
+                % (self.heads, self.fps, self.slice, self.width,
                    self.height, self.max_inst))
+
+
+# The resolutions a persona's display offers at most: the largest of these within the type's
+# max_res that one head can scan out of its (scaled) usable framebuffer at 32 bpp.
+MODES = [(640, 480), (800, 600), (1024, 768), (1280, 1024), (1920, 1080), (1920, 1200),
+         (2560, 1600), (3840, 2160), (5120, 2880), (7680, 4320)]
 
 
 class Table:
     def __init__(self, board, vram, path, line):
         self.board = board
         self.vram = vram
+        self.persona = None
         self.path = path
         self.line = line
         self.types = []
@@ -165,7 +175,10 @@ def check_name(name):
         raise LineError("name %r is longer than %d bytes" % (name, NAME_MAX))
 
 
-def parse_type(tokens, vram):
+def parse_type(tokens, vram, persona=None):
+    """One type line of a [vram VRAM] table. With `persona` (a real board's VRAM, MiB) the line
+    holds the real board's figures: they are checked as such and the slice is the profile
+    divided by persona / VRAM."""
     if len(tokens) != len(COLUMNS):
         raise LineError("expected %d columns (%s), got %d"
                         % (len(COLUMNS), " ".join(COLUMNS), len(tokens)))
@@ -195,11 +208,12 @@ def parse_type(tokens, vram):
     t.fps = parse_int(vals[7], "fps", 1, 240)
     t.max_inst = parse_int(vals[8], "max_inst", 0, U32_MAX)
 
+    board_vram = persona or vram
     if not is_pow2(t.profile):
         raise LineError("profile %dM is not a power of two" % t.profile)
-    if t.profile > vram:
-        raise LineError("profile %dM is larger than the section's VRAM %dM"
-                        % (t.profile, vram))
+    if t.profile > board_vram:
+        raise LineError("profile %dM is larger than the %s VRAM %dM"
+                        % (t.profile, "persona's" if persona else "section's", board_vram))
     if t.reserved >= t.profile:
         raise LineError("reserved %dM is not smaller than profile %dM"
                         % (t.reserved, t.profile))
@@ -216,9 +230,29 @@ def parse_type(tokens, vram):
         raise LineError("max_res %dx%d needs %d bytes at 32 bpp, more than the "
                         "usable framebuffer %dM (%d bytes)"
                         % (t.width, t.height, need, t.profile - t.reserved, usable))
-    if t.max_inst != vram // t.profile:
+    if t.max_inst != board_vram // t.profile:
         raise LineError("max_inst %d is not VRAM/profile = %dM/%dM = %d"
-                        % (t.max_inst, vram, t.profile, vram // t.profile))
+                        % (t.max_inst, board_vram, t.profile, board_vram // t.profile))
+    t.slice, t.slice_reserved = t.profile, t.reserved
+    t.mode_width, t.mode_height = t.width, t.height
+    if persona:
+        factor = persona // vram
+        if t.profile < factor:
+            raise LineError("profile %dM is below 1M once divided by %d (%dM / %dM VRAM)"
+                            % (t.profile, factor, persona, vram))
+        t.slice = t.profile // factor
+        # The reservation scaled like the profile, to the nearest MiB (at least 1M).
+        t.slice_reserved = max(1, (t.reserved + factor // 2) // factor)
+        if t.slice_reserved >= t.slice:
+            raise LineError("profile %dM leaves no usable framebuffer once divided by %d"
+                            % (t.profile, factor))
+        usable = (t.slice - t.slice_reserved) * MIB
+        fits = [(w, h) for w, h in MODES
+                if w <= t.width and h <= t.height and w * h * 4 <= usable]
+        if not fits:
+            raise LineError("profile %dM divided by %d cannot hold a 640x480 screen"
+                            % (t.profile, factor))
+        t.mode_width, t.mode_height = fits[-1]
     return t
 
 
@@ -236,6 +270,7 @@ def parse_file(path, errors):
 
     tables = []
     table = None
+    persona = None    # a real board's VRAM (MiB), from a [persona SIZE] header
     vram_seen = {}    # vram -> header line
     id_seen = {}      # id -> first VgpuType with that id in this file
     name_seen = {}    # name -> first VgpuType with that name in this file
@@ -260,16 +295,27 @@ def parse_file(path, errors):
                 table = SKIP     # until the header is known good: no cascade of errors
                 header = stripped.split("#", 1)[0].strip()
                 m = HEADER_RE.match(header)
+                if m and m.group(1) == "persona":
+                    if persona is not None or vram_seen or table is not None and table is not SKIP:
+                        raise LineError("[persona ...] must come once, before any [vram ...]")
+                    persona = parse_size(m.group(2), "persona VRAM")
+                    if not is_pow2(persona):
+                        raise LineError("persona VRAM %dM is not a power of two" % persona)
+                    table = None
+                    continue
                 if not m or m.group(1) != "vram":
                     raise LineError("unknown header %r (expected e.g. [vram 256M])" % header)
                 vram = parse_size(m.group(2), "VRAM")
                 if not is_pow2(vram):
                     raise LineError("VRAM %dM is not a power of two" % vram)
+                if persona is not None and vram > persona:
+                    raise LineError("VRAM %dM is larger than the persona's %dM" % (vram, persona))
                 if vram in vram_seen:
                     raise LineError("duplicate section [vram %dM] (first at %s:%d)"
                                     % (vram, path, vram_seen[vram]))
                 vram_seen[vram] = lineno
                 table = Table(board, vram, path, lineno)
+                table.persona = persona
                 tables.append(table)
                 continue
             tokens = tokenize(text)
@@ -280,7 +326,7 @@ def parse_file(path, errors):
             if table is SKIP:
                 continue
             table.nlines += 1
-            t = parse_type(tokens, table.vram)
+            t = parse_type(tokens, table.vram, persona)
             t.line = lineno
             for other in table.types:
                 if other.id == t.id:
@@ -323,17 +369,20 @@ def render(tables, sources):
         out.append("    TypeTable {")
         out.append("        board: %s," % rust_str(tbl.board))
         out.append("        vram_mib: %d," % tbl.vram)
+        out.append("        persona_mib: %d," % (tbl.persona or 0))
         out.append("        types: &[")
         for t in tbl.types:
             out.append("            VgpuType {")
             out.append("                id: %d," % t.id)
             out.append("                name: c%s," % rust_str(t.name))
             out.append("                class: TypeClass::%s," % t.cls)
-            out.append("                profile_mib: %d," % t.profile)
-            out.append("                reserved_mib: %d," % t.reserved)
+            out.append("                profile_mib: %d," % t.slice)
+            out.append("                reserved_mib: %d," % t.slice_reserved)
             out.append("                heads: %d," % t.heads)
             out.append("                max_width: %d," % t.width)
             out.append("                max_height: %d," % t.height)
+            out.append("                mode_width: %d," % t.mode_width)
+            out.append("                mode_height: %d," % t.mode_height)
             out.append("                frl_fps: %d," % t.fps)
             out.append("                max_instances: %d," % t.max_inst)
             out.append("            },")

@@ -94,9 +94,10 @@ def dmesg_lines():
     return sh("dmesg").splitlines()
 
 
-def load_rvgpu():
+def load_rvgpu(*params):
+    """Loads the module with `params` (e.g. "persona=t4")."""
     sh("modprobe -a vfio mdev")
-    sh(f"insmod {ROOT}/rvgpu.ko")
+    sh(" ".join([f"insmod {ROOT}/rvgpu.ko", *params]))
 
 
 def unload_rvgpu():
@@ -165,10 +166,10 @@ def placement(gpu, settle=30):
     return rows
 
 
-def describe_table(vram):
+def describe_table(vram, table="bochs"):
     """{type id: (name, description)} expected for a board with `vram` (e.g. '256M'), from the
-    type tables through the generator's --describe mode."""
-    out = sh(f"python3 {ROOT}/scripts/gen-types.py --describe {ROOT}/mdev_types/bochs.types")
+    type table mdev_types/TABLE.types through the generator's --describe mode."""
+    out = sh(f"python3 {ROOT}/scripts/gen-types.py --describe {ROOT}/mdev_types/{table}.types")
     table = {}
     for line in out.splitlines():
         v, tid, name, desc = line.split("\t")

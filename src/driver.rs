@@ -65,7 +65,22 @@ impl pci::Driver for RvgpuPciDriver {
         pin_init::pin_init_scope(move || {
             let kind = info.ok_or(ENODEV)?;
             let board = board::probe(*kind, pdev)?;
-            let Some(table) = vgpu::table_for(board.model(), board.vram_size()) else {
+            // A persona's table if it has one for this VRAM, else the board's own.
+            let persona = vgpu::persona().and_then(|p| {
+                let table = vgpu::table_for(p, board.vram_size());
+                if table.is_none() {
+                    dev_warn!(
+                        pdev,
+                        "persona {}: no table for {} MiB of VRAM in mdev_types/{}.types; the board's own types\n",
+                        p,
+                        board.vram_size() >> 20,
+                        p
+                    );
+                }
+                table
+            });
+            let Some(table) = persona.or_else(|| vgpu::table_for(board.model(), board.vram_size()))
+            else {
                 dev_err!(
                     pdev,
                     "{}: no vGPU type table for {} MiB of VRAM (mdev_types/{}.types)\n",
@@ -75,13 +90,19 @@ impl pci::Driver for RvgpuPciDriver {
                 );
                 return Err(ENODEV);
             };
+            let (of, persona_name) = match table.persona_mib {
+                0 => ("", ""),
+                _ => (" of persona ", table.board),
+            };
             dev_info!(
                 pdev,
-                "{}: {} MiB VRAM, {}, {} vGPU types\n",
+                "{}: {} MiB VRAM, {}, {} vGPU types{}{}\n",
                 board.model(),
                 board.vram_size() >> 20,
                 board.identity(),
-                table.types.len()
+                table.types.len(),
+                of,
+                persona_name
             );
             let gpu = Gpu::new(pdev.as_ref(), board, table)?;
             let types = vgpu::type_infos(&gpu)?;

@@ -36,6 +36,8 @@ struct RvgpuModule {
 impl InPlaceModule for RvgpuModule {
     fn init(module: &'static kernel::ThisModule) -> impl PinInit<Self, Error> {
         pin_init::pin_init_scope(move || {
+            // A persona that names no table in mdev_types/ is a typo: refuse to load.
+            vgpu::check_persona()?;
             // The mdev driver first: binding a GPU registers an mdev parent, which needs it.
             let mdev = vgpu::MDEV_DRIVER.register(module)?;
             Ok(try_pin_init!(Self {

@@ -56,7 +56,11 @@ use gpu::{
     GPU_ATTRS, //
 };
 pub(crate) use instance::Vgpu;
-pub(crate) use types::table_for;
+pub(crate) use types::{
+    check_persona,
+    persona,
+    table_for, //
+};
 
 /// The module's mdev driver.
 pub(crate) static MDEV_DRIVER: mdev::DriverStatic<VgpuDriver> = mdev::DriverStatic::new();

@@ -10,6 +10,7 @@
 #include <linux/highmem.h>
 #include <linux/mm.h>
 #include <linux/mdev.h>
+#include <linux/moduleparam.h>
 #include <linux/sched.h>
 #include <linux/string.h>
 #include <linux/sysfs.h>
@@ -138,4 +139,18 @@ void rvgpu_destroy_workqueue(struct workqueue_struct *wq)
 unsigned long long rvgpu_ktime_get_ns(void)
 {
 	return ktime_get_ns();
+}
+
+/*
+ * The "persona" module parameter (a string: the 7.3 Rust crate's module parameters are numbers
+ * and booleans only). Read-only once loaded.
+ */
+static char *persona = "";
+module_param(persona, charp, 0444);
+MODULE_PARM_DESC(persona,
+		 "present a real board's vGPU type table instead of the board's own: t4 (Tesla T4) or m60 (Tesla M60); see mdev_types/");
+
+const char *rvgpu_persona(void)
+{
+	return persona ? persona : "";
 }

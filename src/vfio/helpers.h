@@ -38,5 +38,6 @@ void rvgpu_vfio_zap(struct vfio_device *vdev, unsigned long long start, unsigned
 struct workqueue_struct *rvgpu_alloc_workqueue(const char *name);
 void rvgpu_destroy_workqueue(struct workqueue_struct *wq);
 unsigned long long rvgpu_ktime_get_ns(void);
+const char *rvgpu_persona(void);
 
 #endif /* RVGPU_VFIO_HELPERS_H */

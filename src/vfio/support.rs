@@ -143,3 +143,11 @@ pub(crate) fn mmio_bytes<'a, const SIZE: usize>(
     Ok(unsafe { MmioBackend::project_view(region, bytes) })
 }
 
+/// The `persona` module parameter as given at load time (empty if not given). It is read-only
+/// once the module is loaded (mode 0444), so the string stays as it is while the module lives.
+pub(crate) fn persona_param() -> &'static CStr {
+    // SAFETY: `rvgpu_persona()` returns the parameter's NUL-terminated string (or a static empty
+    // one); a read-only parameter of a loaded module is not freed or changed before the module
+    // is unloaded, and no code of the module runs after that.
+    unsafe { CStr::from_char_ptr(bindings::rvgpu_persona()) }
+}

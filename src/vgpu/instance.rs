@@ -154,8 +154,8 @@ impl Vgpu {
         })?;
         let slice = Arc::new(slice, GFP_KERNEL)?;
         let limits = Limits {
-            max_width: vtype.max_width,
-            max_height: vtype.max_height,
+            max_width: vtype.mode_width,
+            max_height: vtype.mode_height,
             fb_size: u32::try_from(vtype.usable_bytes())?,
             heads: vtype.heads,
             frl_fps: vtype.frl_fps,
@@ -166,8 +166,8 @@ impl Vgpu {
             vtype.id,
             vtype.name.to_bytes(),
             vtype.heads,
-            vtype.max_width,
-            vtype.max_height,
+            vtype.mode_width,
+            vtype.mode_height,
         );
         let fb_bar = u32::try_from(vtype.profile_bytes())?;
         let engine = Engine::new(

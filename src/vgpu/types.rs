@@ -35,8 +35,14 @@ pub(crate) struct VgpuType {
     /// The part of the profile the host keeps for itself.
     pub(crate) reserved_mib: u32,
     pub(crate) heads: u32,
+    /// The maximum resolution of one head, as the `description` shows it.
     pub(crate) max_width: u32,
     pub(crate) max_height: u32,
+    /// The largest mode the vGPU's display offers: `max_width` x `max_height`, or for a
+    /// persona's type (whose framebuffer is scaled down) the largest common mode within it that
+    /// one head can scan out of the usable framebuffer at 32 bpp.
+    pub(crate) mode_width: u32,
+    pub(crate) mode_height: u32,
     /// The frame-rate limit.
     pub(crate) frl_fps: u32,
     /// How many instances of this type alone fill the board.
@@ -45,8 +51,12 @@ pub(crate) struct VgpuType {
 
 /// The types of one board model with one VRAM size.
 pub(crate) struct TypeTable {
+    /// The board model, or the persona (`mdev_types/<board>.types`).
     pub(crate) board: &'static str,
     pub(crate) vram_mib: u32,
+    /// A persona's table: the real board's VRAM (its profiles are divided by
+    /// `persona_mib / vram_mib`); 0 for a board's own table.
+    pub(crate) persona_mib: u32,
     pub(crate) types: &'static [VgpuType],
 }
 
@@ -94,6 +104,54 @@ pub(crate) fn table_for(board: &str, vram: u64) -> Option<&'static TypeTable> {
         .max_by_key(|t| t.vram_mib)
 }
 
+/// The persona the module was loaded with (`persona=`), if any.
+pub(crate) fn persona() -> Option<&'static str> {
+    let p = crate::vfio::support::persona_param().to_str().ok()?;
+    (!p.is_empty()).then_some(p)
+}
+
+/// `EINVAL` (with one log line naming the known ones) if `persona=` names no persona table.
+pub(crate) fn check_persona() -> Result {
+    let Some(p) = persona() else {
+        return Ok(());
+    };
+    if TYPE_TABLES
+        .iter()
+        .any(|t| t.persona_mib != 0 && t.board == p)
+    {
+        return Ok(());
+    }
+    let mut known = [""; 8];
+    let mut n = 0;
+    for t in TYPE_TABLES.iter().filter(|t| t.persona_mib != 0) {
+        if n < known.len() && !known[..n].contains(&t.board) {
+            known[n] = t.board;
+            n += 1;
+        }
+    }
+    pr_err!(
+        "persona={}: no such persona (known: {}; mdev_types/<persona>.types)\n",
+        p,
+        Joined(&known[..n])
+    );
+    Err(EINVAL)
+}
+
+/// `a, b, c`.
+struct Joined<'a>(&'a [&'a str]);
+
+impl fmt::Display for Joined<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, s) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(s)?;
+        }
+        Ok(())
+    }
+}
+
 #[kunit_tests(rvgpu_vgpu_types)]
 mod tests {
     use super::*;
@@ -122,6 +180,27 @@ mod tests {
     }
 
     #[test]
+    fn personas() -> Result {
+        // The T4 on a 256 MiB board: the real ids, names and description, the slices divided
+        // by 64, and a display mode that fits the 16 MiB slice.
+        let t = table_for("t4", 256 << 20).ok_or(ENOENT)?;
+        assert_eq!(t.persona_mib, 16384);
+        let b1 = t.types.iter().find(|t| t.id == 222).ok_or(ENOENT)?;
+        assert_eq!(b1.name.to_bytes(), b"GRID T4-1B");
+        let s = CString::try_from_fmt(fmt!("{}", b1.description()))?;
+        assert_eq!(
+            s.to_bytes(),
+            b"num_heads=4, frl_config=45, framebuffer=16M, max_resolution=5120x2880, max_instance=16\n"
+        );
+        assert_eq!((b1.mode_width, b1.mode_height), (1920, 1200));
+        assert!(u64::from(b1.mode_width) * u64::from(b1.mode_height) * 4 <= b1.usable_bytes());
+        let m60 = table_for("m60", 256 << 20).ok_or(ENOENT)?;
+        assert_eq!(m60.types.len(), 12);
+        assert!(m60.types.iter().all(|t| (11..=22).contains(&t.id)));
+        Ok(())
+    }
+
+    #[test]
     fn tables_are_consistent() {
         let bad = TYPE_TABLES
             .iter()
@@ -130,6 +209,9 @@ mod tests {
                 !t.profile_mib.is_power_of_two()
                     || t.reserved_mib >= t.profile_mib
                     || t.max_instances != table.vram_mib / t.profile_mib
+                    || t.mode_width > t.max_width
+                    || t.mode_height > t.max_height
+                    || u64::from(t.mode_width) * u64::from(t.mode_height) * 4 > t.usable_bytes()
             })
             .count();
         assert_eq!(bad, 0);
