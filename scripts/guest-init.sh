@@ -162,6 +162,19 @@ for ((i = 0; i < ${#mirrors[@]}; i += 2)); do add "${mirrors[i + 1]}" "${mirrors
 add rvgpu_io "$io" 9p trans=virtio,version=9p2000.L,msize=512000
 mount_all /run/rvgpu/fstab.2
 
+# Phase 3: directories vm-run.sh shared on their own because a tmpfs above hides them (a clone
+# under /tmp): io/shares holds one "TAG PATH" per line.
+if [ -f "$io/shares" ]; then
+	mkdirs=()
+	while IFS= read -r line; do
+		tag=${line%% *} path=${line#* }
+		mkdirs+=("$path")
+		add "$tag" "$path" 9p trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro
+	done <"$io/shares"
+	bb mkdir -p "${mkdirs[@]}"
+	mount_all /run/rvgpu/fstab.3
+fi
+
 echo rvgpu-vm >/proc/sys/kernel/hostname
 bb ip link set lo up
 

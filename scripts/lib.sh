@@ -5,6 +5,25 @@ export RVGPU_CACHE
 export PATH="$HOME/.cargo/bin:$PATH"
 export LIBCLANG_PATH=${LIBCLANG_PATH:-/usr/lib/llvm-19/lib}
 
+# as_root SCRIPT ARGS...: runs the rest of SCRIPT as root. As root it returns; otherwise it runs
+# SCRIPT again under sudo (a fresh Debian 12 machine used as root has no sudo, so this is only for
+# a user who has it), keeping the RVGPU_* and CI variables and the user's Rust toolchain: its
+# rustup (RUSTUP_HOME, used read-only; scripts/setup.sh adds rust-src as that user) and its cargo
+# and rustc on PATH, with root's own CARGO_HOME in the cache, so that nothing root owns ends up in
+# the user's home.
+as_root() {
+	local script=$1 keep=() v
+	shift
+	[ "$(id -u)" = 0 ] && return 0
+	command -v sudo >/dev/null ||
+		{ echo "${script##*/}: run as root (apt-get, /var/cache and the test VM's devices need it); sudo is not installed" >&2; exit 1; }
+	while IFS= read -r v; do keep+=("$v=${!v}"); done < <(compgen -e | grep -E '^(RVGPU_[A-Z0-9_]*|CI)$')
+	echo "${script##*/}: not root: running it again under sudo" >&2
+	exec sudo env "${keep[@]}" PATH="$RVGPU_CACHE/cargo/bin:$PATH" CARGO_HOME="$RVGPU_CACHE/cargo" \
+		RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" RVGPU_TOOLCHAIN_USER="$(id -un)" \
+		bash "$script" "$@"
+}
+
 # The kernel build directory, keyed on everything that changes the built kernel.
 kernel_build_dir() {
 	local here key

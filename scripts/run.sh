@@ -11,6 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
+as_root scripts/run.sh "$@"
 prepare_build
 bash scripts/build-nested.sh
 out=$(mktemp -d)

@@ -16,7 +16,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 log() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
-[ "$(id -u)" = 0 ] || die "run as root (apt-get and /var/cache need it)"
+as_root "$0" "$@"
 . /etc/os-release
 [ "${VERSION_CODENAME:-}" = bookworm ] || log "warning: tested on Debian 12 (bookworm), this is ${PRETTY_NAME:-unknown}"
 
@@ -67,7 +67,12 @@ export PATH="$HOME/.cargo/bin:$PATH"
 command -v rustup >/dev/null || die "rustup is not installed (the project uses the machine's rustup toolchain)"
 if ! rustup component list --installed 2>/dev/null | grep -q '^rust-src'; then
 	log "rustup component add rust-src"
-	rustup component add rust-src
+	if [ -n "${RVGPU_TOOLCHAIN_USER:-}" ] && [ "$RVGPU_TOOLCHAIN_USER" != root ]; then
+		# Under sudo (scripts/lib.sh as_root): the toolchain is the user's, so is the change.
+		runuser -u "$RVGPU_TOOLCHAIN_USER" -- env PATH="$PATH" RUSTUP_HOME="$RUSTUP_HOME" rustup component add rust-src
+	else
+		rustup component add rust-src
+	fi
 fi
 if ! bindgen --version 2>/dev/null | grep -q '0\.72\.1'; then
 	log "cargo install bindgen-cli 0.72.1"

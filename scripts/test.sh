@@ -12,6 +12,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 . scripts/lib.sh
+as_root scripts/test.sh "$@"
 
 passed=0 failed=0
 pass() { passed=$((passed + 1)); echo "ok - $*"; }
@@ -82,6 +83,20 @@ if [ $vm_only = 0 ]; then
 	step "rustfmt: the Rust sources are formatted" make -s rustfmtcheck
 	step "selftests/vfio-client: unit tests" sh -c 'cd selftests/vfio-client && cargo test --release --locked -q'
 	step "tools/rvgpu-smi: unit tests on fake sysfs trees" sh -c 'cd tools/rvgpu-smi && cargo fmt --check && cargo test --release --locked -q'
+	# A clone anywhere works: one under /tmp (which the guest covers with a tmpfs) is shared into
+	# the test VM on its own, and the command runs in it.
+	clone_in_tmp() {
+		local d rc
+		d=$(mktemp -d /tmp/rvgpu-clone.XXXXXX) && git clone -q "$root" "$d/rvgpu" || return 1
+		(cd "$d/rvgpu" && scripts/vm-run.sh --vram 64M --timeout 300 -- sh -c 'test -x scripts/vm-run.sh && pwd') >"$d/out" 2>&1
+		rc=$?
+		cat "$d/out"
+		[ "$rc" -eq 0 ] && grep -qx "$d/rvgpu" "$d/out"
+		rc=$?
+		rm -rf "$d"
+		return "$rc"
+	}
+	step "a clone under /tmp runs its commands in the test VM (the clone is shared in on its own)" clone_in_tmp
 	if [ -d scripts/tests ]; then
 		log=$(mktemp)
 		if python3 -m unittest discover -s scripts/tests >"$log" 2>&1; then

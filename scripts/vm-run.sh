@@ -213,6 +213,36 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The guest mounts empty tmpfs over these (scripts/guest-init.sh): a directory the run needs that
+# lives under one (a clone in /tmp, say) is shared on its own and mounted back at its own path.
+guest_tmpfs=(/tmp /var/tmp /run /var/lib /var/log /dev/shm)
+shares=()
+share_if_hidden() {
+	local d t s
+	d=$(realpath -e -- "$1" 2>/dev/null) || return 0
+	for t in "${guest_tmpfs[@]}"; do
+		[[ $d == "$t" || $d == "$t"/* ]] || continue
+		[[ $d == "$t" ]] && die "$1 is $t itself, which the guest hides under a tmpfs: use a directory in it"
+		[[ $d == *$'\n'* ]] && die "cannot share $d into the guest: its name has a newline"
+		for s in "${shares[@]}"; do [[ $d == "$s" || $d == "$s"/* ]] && return 0; done
+		shares+=("$d")
+		return 0
+	done
+}
+share_if_hidden "$here/.."
+share_if_hidden "$PWD"
+share_if_hidden "$kdir"
+[ -z "${RVGPU_ROOT:-}" ] || share_if_hidden "$RVGPU_ROOT"
+[ -z "${RVGPU_KO:-}" ] || share_if_hidden "$(dirname -- "$RVGPU_KO")"
+share_opts=()
+for i in "${!shares[@]}"; do
+	# The guest reads io/shares (TAG PATH per line) and mounts each TAG at PATH, read-only.
+	printf 'rvgpu_share%d %s\n' "$i" "${shares[i]}" >>"$io/shares"
+	share_opts+=(-fsdev "local,id=share$i,path=${shares[i]//,/,,},security_model=none,readonly=on,multidevs=remap"
+		-device "virtio-9p-pci,fsdev=share$i,mount_tag=rvgpu_share$i")
+done
+[ ${#shares[@]} -eq 0 ] || echo "$me: shared into the guest on their own (under a guest tmpfs): ${shares[*]}" >&2
+
 # The guest command: environment, working directory, then CMD with its arguments quoted.
 guest_path=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 IFS=: read -r -a host_path <<<"$PATH"
@@ -254,6 +284,7 @@ qemu=(
 	-fsdev "local,id=io,path=$io,security_model=none"
 	-device 'virtio-9p-pci,fsdev=io,mount_tag=rvgpu_io'
 	-device 'isa-debug-exit,iobase=0xf4,iosize=1'
+	"${share_opts[@]}"
 	"${boards[@]}"
 	"${qemu_extra[@]}"
 )

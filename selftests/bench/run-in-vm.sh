@@ -8,7 +8,9 @@ modprobe -a vfio mdev
 modprobe mbochs count=256
 insmod "$root/rvgpu.ko"
 gpu=$(basename "$(ls -d /sys/bus/pci/drivers/nvidia/0000:* | tail -1)")
-# RVGPU_BENCH_ONLY=sched runs only the scheduler's figures.
+# RVGPU_BENCH_ONLY=sched runs only the scheduler's figures; =perf only the device-path ones
+# (create/remove, register and framebuffer access, interrupts and the engine) and stops before
+# the display, scheduler and migration figures.
 if [ "${RVGPU_BENCH_ONLY:-}" = sched ]; then
 	python3 "$root/selftests/bench/sched.py" "$gpu"
 	exit
@@ -28,6 +30,7 @@ echo 1 >"/sys/bus/mdev/devices/$m/remove"
 
 # Interrupts and the engine, beside the kernel's mtty sample.
 "$root/selftests/bench/irq-in-vm.sh"
+[ "${RVGPU_BENCH_ONLY:-}" != perf ] || exit 0
 
 # The display plane query beside the kernel's mdpy sample (its 1024x768 type), and the
 # screendump round trip of a nested guest on a vGPU beside QEMU's emulated display.
