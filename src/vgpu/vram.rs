@@ -195,26 +195,25 @@ impl VramAllocator {
         Ok(slice)
     }
 
-    /// Returns the slice at `offset` (clean: nothing to scrub).
-    pub(crate) fn release(&mut self, offset: u64) -> Result {
+    /// Takes the slice in use at `offset` out of the list.
+    fn take(&mut self, offset: u64) -> Result<Slice> {
         let i = self
             .used
             .iter()
             .position(|s| s.offset == offset)
             .ok_or(ENOENT)?;
-        self.used.remove(i).map_err(|_| ENOENT)?;
-        Ok(())
+        self.used.remove(i).map_err(|_| ENOENT)
+    }
+
+    /// Returns the slice at `offset` (clean: nothing to scrub).
+    pub(crate) fn release(&mut self, offset: u64) -> Result {
+        self.take(offset).map(|_| ())
     }
 
     /// Retires the slice at `offset`: it is free from now on, but not handed out again until
     /// [`VramAllocator::scrubbed`]. Never allocates.
     pub(crate) fn retire(&mut self, offset: u64) -> Result {
-        let i = self
-            .used
-            .iter()
-            .position(|s| s.offset == offset)
-            .ok_or(ENOENT)?;
-        let slice = self.used.remove(i).map_err(|_| ENOENT)?;
+        let slice = self.take(offset)?;
         // `alloc` kept room for it.
         self.dirty.push_within_capacity(slice).map_err(|_| ENOMEM)
     }
