@@ -313,26 +313,26 @@ impl Gpu {
     /// Gives a slice back: it is retired at once (free for `available_instances`) and scrubbed
     /// after this returns, by the GPU's scrub work; no vGPU gets it before it is clean.
     pub(crate) fn free(self: &Arc<Self>, slice: &Slice) {
-        {
-            let mut vram = self.vram.lock();
-            if !self.drained.load(Relaxed) {
-                if vram.retire(slice.offset).is_err() {
-                    // Not in use: nothing to scrub (cannot happen; a slice is freed once).
-                    return;
-                }
-                self.sched().set_density(self.density(&vram));
-                drop(vram);
-                // Already queued or running: that run finds this one too.
-                let _ = workqueue::system_unbound().enqueue(self.clone());
-                return;
-            }
-        }
-        // After `drain_scrubs` (a slice that outlived its vGPU's removal): no work is queued
-        // any more, so the scrub is done here, before the slice is given back.
-        let _ = self.board.vram_clear(slice.offset, slice.size);
         let mut vram = self.vram.lock();
-        let _ = vram.release(slice.offset);
+        // Read under the lock: `drain_scrubs` sets it under the lock too.
+        let drained = self.drained.load(Relaxed);
+        if drained {
+            // After `drain_scrubs` (a slice that outlived its vGPU's removal): no work is
+            // queued any more, so the scrub is done here, before the slice is given back.
+            drop(vram);
+            let _ = self.board.vram_clear(slice.offset, slice.size);
+            vram = self.vram.lock();
+            let _ = vram.release(slice.offset);
+        } else if vram.retire(slice.offset).is_err() {
+            // Not in use: nothing to scrub (cannot happen; a slice is freed once).
+            return;
+        }
         self.sched().set_density(self.density(&vram));
+        drop(vram);
+        if !drained {
+            // Already queued or running: that run finds this one too.
+            let _ = workqueue::system_unbound().enqueue(self.clone());
+        }
     }
 
     /// The scrub work: zeroes the retired slices, oldest first, and hands each back.
