@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Guest memory for an emulated-IOMMU VFIO device: pinning pages by IOVA (`vfio_pin_pages()`).
+//! Guest memory for an emulated-IOMMU VFIO device: pinning runs of pages by IOVA
+//! (`vfio_pin_pages()`).
 //!
 //! C header: [`include/linux/vfio.h`](srctree/include/linux/vfio.h).
 
-use core::ptr::NonNull;
 use kernel::{
     page::PAGE_SIZE,
     prelude::*,
@@ -24,8 +24,8 @@ const IOMMU_WRITE: c_int = 2;
 /// device's callbacks (a worker, say).
 ///
 /// Pinning only works while the device is open (it fails with an error otherwise, never
-/// crashes). Every [`PinnedPage`] must be dropped before the device's `close` returns and before
-/// its `dma_unmap` callback for the page's IOVA returns: the VFIO core requires it (type1 retries
+/// crashes). Every [`PinnedRun`] must be dropped before the device's `close` returns and before
+/// its `dma_unmap` callback for the pages' IOVAs returns: the VFIO core requires it (type1 retries
 /// an unmap that still has pins and then hits a `BUG_ON`, iommufd warns), and
 /// `vfio_unpin_pages()` refuses with a warning once the device is closed.
 pub(crate) struct DmaHandle {
@@ -47,116 +47,147 @@ impl DmaHandle {
         !unsafe { (*self.vdev.as_ptr()).iommufd_access }.is_null()
     }
 
-    /// Pins the page holding `iova` (page aligned); `write` if the device will write to it.
-    /// The page is unpinned when the returned [`PinnedPage`] is dropped.
-    pub(crate) fn pin(self: &Arc<Self>, iova: u64, write: bool) -> Result<PinnedPage> {
-        if iova % PAGE_SIZE as u64 != 0 {
+    /// Pins the `npages` pages from `iova` (page aligned) in one call; `write` if the device will
+    /// write to them. They are unpinned together when the returned [`PinnedRun`] is dropped (the
+    /// VFIO core's iommufd path unpins only exactly what one call pinned).
+    pub(crate) fn pin(
+        self: &Arc<Self>,
+        iova: u64,
+        npages: usize,
+        write: bool,
+    ) -> Result<PinnedRun> {
+        if iova % PAGE_SIZE as u64 != 0 || npages == 0 || npages > MAX_RUN_PAGES {
             return Err(EINVAL);
         }
+        iova.checked_add((npages * PAGE_SIZE) as u64 - 1)
+            .ok_or(EINVAL)?;
         let prot = if write {
             IOMMU_READ | IOMMU_WRITE
         } else {
             IOMMU_READ
         };
-        let mut page: *mut bindings::page = core::ptr::null_mut();
-        // SAFETY: `vdev` is a valid VFIO device (`DeviceRef` invariant); `page` has room for one
-        // pointer.
-        let n = unsafe { bindings::vfio_pin_pages(self.vdev.as_ptr(), iova, 1, prot, &mut page) };
+        let mut pages = KVec::with_capacity(npages, GFP_KERNEL)?;
+        pages.resize(npages, core::ptr::null_mut(), GFP_KERNEL)?;
+        // SAFETY: `vdev` is a valid VFIO device (`DeviceRef` invariant); `pages` has room for
+        // `npages` pointers, and `npages` is at most `VFIO_PIN_PAGES_MAX_ENTRIES`.
+        let n = unsafe {
+            bindings::vfio_pin_pages(
+                self.vdev.as_ptr(),
+                iova,
+                npages as c_int,
+                prot,
+                pages.as_mut_ptr(),
+            )
+        };
         if n < 0 {
             return Err(Error::from_errno(n));
         }
-        let Some(page) = NonNull::new(page).filter(|_| n == 1) else {
+        if n as usize != npages || pages.iter().any(|p| p.is_null()) {
             if n > 0 {
-                // SAFETY: `n` pages were pinned at `iova` on this device and are not kept.
+                // SAFETY: `n` pages were pinned at `iova` on this device in this one call and are
+                // not kept.
                 unsafe { bindings::vfio_unpin_pages(self.vdev.as_ptr(), iova, n) };
             }
             return Err(EFAULT);
-        };
-        // INVARIANT: One page pinned at `iova`, for this handle's device.
-        Ok(PinnedPage {
+        }
+        // INVARIANT: `npages` pages pinned at `iova` in one call, for this handle's device, none
+        // of them null.
+        Ok(PinnedRun {
             handle: self.clone(),
-            page,
+            pages,
             iova,
             writable: write,
         })
     }
 }
 
-/// A guest page pinned at an IOVA; dropping it unpins the page.
+/// The most pages [`DmaHandle::pin`] pins at once (`VFIO_PIN_PAGES_MAX_ENTRIES`).
+pub(crate) const MAX_RUN_PAGES: usize = PAGE_SIZE / core::mem::size_of::<usize>();
+
+/// Guest pages pinned from an IOVA on, by one `vfio_pin_pages()` call; dropping it unpins them
+/// (with one `vfio_unpin_pages()` call for the same range).
 ///
 /// # Invariants
 ///
-/// `page` is pinned once, for `iova`, on `handle`'s device, until `self` is dropped.
-pub(crate) struct PinnedPage {
+/// The `pages.len()` pages of `pages` (none null) are pinned once, at `iova` on `handle`'s
+/// device, by a single call, until `self` is dropped.
+pub(crate) struct PinnedRun {
     handle: Arc<DmaHandle>,
-    page: NonNull<bindings::page>,
+    pages: KVec<*mut bindings::page>,
     iova: u64,
     writable: bool,
 }
 
-// SAFETY: A pinned page may be accessed and unpinned from any thread.
-unsafe impl Send for PinnedPage {}
+// SAFETY: Pinned pages may be accessed and unpinned from any thread.
+unsafe impl Send for PinnedRun {}
 
-impl PinnedPage {
-    /// The IOVA of the page.
+impl PinnedRun {
+    /// The IOVA of the first page.
     pub(crate) fn iova(&self) -> u64 {
         self.iova
     }
 
-    /// Whether the page was pinned for writing.
+    /// The bytes the run covers.
+    pub(crate) fn len(&self) -> u64 {
+        (self.pages.len() * PAGE_SIZE) as u64
+    }
+
+    /// Whether `iova` is in the run.
+    pub(crate) fn contains(&self, iova: u64) -> bool {
+        iova >= self.iova && iova - self.iova < self.len()
+    }
+
+    /// Whether the pages were pinned for writing.
     pub(crate) fn writable(&self) -> bool {
         self.writable
     }
 
-    /// Copies `buf.len()` bytes at `offset` of the page into `buf`.
-    pub(crate) fn read(&self, offset: usize, buf: &mut [u8]) -> Result {
-        if offset
-            .checked_add(buf.len())
-            .is_none_or(|end| end > PAGE_SIZE)
-        {
+    /// The pinned page holding `iova` and the offset of `iova` in it, for an access of `len`
+    /// bytes that must stay inside that page.
+    fn page(&self, iova: u64, len: usize) -> Result<(*mut bindings::page, u32)> {
+        if !self.contains(iova) {
             return Err(EINVAL);
         }
-        // SAFETY: The page is pinned (type invariant); the range is inside it and `buf` is
-        // valid for its length.
-        unsafe {
-            bindings::rvgpu_page_read(
-                self.page.as_ptr(),
-                offset as u32,
-                buf.as_mut_ptr().cast(),
-                buf.len() as u32,
-            )
-        };
+        let at = iova - self.iova;
+        let off = (at % PAGE_SIZE as u64) as usize;
+        if off.checked_add(len).is_none_or(|end| end > PAGE_SIZE) {
+            return Err(EINVAL);
+        }
+        Ok((self.pages[(at / PAGE_SIZE as u64) as usize], off as u32))
+    }
+
+    /// Copies `buf.len()` bytes at `iova` (in one page of the run) into `buf`.
+    pub(crate) fn read(&self, iova: u64, buf: &mut [u8]) -> Result {
+        let (page, off) = self.page(iova, buf.len())?;
+        // SAFETY: `page` is pinned (type invariant); the range is inside it and `buf` is valid
+        // for its length.
+        unsafe { bindings::rvgpu_page_read(page, off, buf.as_mut_ptr().cast(), buf.len() as u32) };
         Ok(())
     }
 
-    /// Copies `data` into the page at `offset`; `EPERM` if the page was pinned read-only.
-    pub(crate) fn write(&self, offset: usize, data: &[u8]) -> Result {
+    /// Copies `data` into the run at `iova` (in one page of it); `EPERM` if the run was pinned
+    /// read-only.
+    pub(crate) fn write(&self, iova: u64, data: &[u8]) -> Result {
         if !self.writable {
             return Err(EPERM);
         }
-        if offset
-            .checked_add(data.len())
-            .is_none_or(|end| end > PAGE_SIZE)
-        {
-            return Err(EINVAL);
-        }
+        let (page, off) = self.page(iova, data.len())?;
         // SAFETY: As in `read`; the page was pinned for writing (checked above).
-        unsafe {
-            bindings::rvgpu_page_write(
-                self.page.as_ptr(),
-                offset as u32,
-                data.as_ptr().cast(),
-                data.len() as u32,
-            )
-        };
+        unsafe { bindings::rvgpu_page_write(page, off, data.as_ptr().cast(), data.len() as u32) };
         Ok(())
     }
 }
 
-impl Drop for PinnedPage {
+impl Drop for PinnedRun {
     fn drop(&mut self) {
-        // SAFETY: By the type invariant the page is pinned once at `iova` on the handle's device,
-        // which the handle keeps allocated.
-        unsafe { bindings::vfio_unpin_pages(self.handle.vdev.as_ptr(), self.iova, 1) };
+        // SAFETY: By the type invariant the pages were pinned at `iova` on the handle's device
+        // by one call of this length, which the handle keeps allocated.
+        unsafe {
+            bindings::vfio_unpin_pages(
+                self.handle.vdev.as_ptr(),
+                self.iova,
+                self.pages.len() as c_int,
+            )
+        };
     }
 }

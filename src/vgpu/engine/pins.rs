@@ -3,10 +3,12 @@
 //! The engine's cache of pinned guest pages.
 //!
 //! Guest memory is reached through pages pinned with `vfio_pin_pages()` ([`DmaHandle::pin`]),
-//! kept across commands (at most [`MAX_PINS`] per vGPU, one evicted in turn beyond that) and
-//! released when user space unmaps them (`dma_unmap`) or closes the device. A [`PinnedPage`]
-//! unpins itself when it is dropped, so no path can leak a pin; the GPU-wide
-//! `nvidia/pinned_pages` counter follows the cache.
+//! a run of up to [`RUN_PAGES`] at a time from the page a command needs on, kept across commands
+//! (at most [`MAX_PINS`] pages per vGPU, runs evicted in turn beyond that) and released when user
+//! space unmaps them (`dma_unmap`) or closes the device. The cache is a red-black tree of runs by
+//! IOVA, so a lookup costs the same however many pages are pinned. A [`PinnedRun`] unpins itself
+//! when it is dropped, so no path can leak a pin; the GPU-wide `nvidia/pinned_pages` counter
+//! follows the cache.
 //!
 //! The cache's lock is a leaf: nothing calls into the VFIO core while holding it. The VFIO core
 //! calls `dma_unmap` with its own locks held (type1: `device_list_lock`, taken under
@@ -29,6 +31,11 @@
 use kernel::{
     page::PAGE_SIZE,
     prelude::*,
+    rbtree::{
+        RBTree,
+        RBTreeNode,
+        RBTreeNodeReservation, //
+    },
     sync::{
         atomic::Relaxed,
         Arc, //
@@ -43,13 +50,17 @@ use super::{
 use crate::vfio::{
     dma::{
         DmaHandle,
-        PinnedPage, //
+        PinnedRun, //
     },
     support::monotonic_ns, //
 };
 
-/// Guest pages kept pinned per vGPU.
-pub(crate) const MAX_PINS: usize = 1024;
+/// Guest pages kept pinned per vGPU (32 MiB): beyond that, runs are evicted in turn.
+pub(crate) const MAX_PINS: usize = 8192;
+/// Pages a miss pins at once from the page it needs on (256 KiB), in one `vfio_pin_pages()`
+/// call: commands walk guest buffers upwards, so the next pages are needed next. The run stops
+/// short of a run already cached; where the guest has not mapped them all, one page is pinned.
+const RUN_PAGES: usize = 64;
 /// How often a pin is made again when unmaps keep racing with it.
 const PIN_TRIES: u32 = 4;
 
@@ -59,7 +70,23 @@ const UNMAP_GRACE_NS: u64 = 100_000_000;
 const MAX_DYING: usize = 64;
 
 /// Pins that left the cache, to be dropped (unpinned) once its lock is released.
-pub(crate) type Released = KVec<PinnedPage>;
+#[derive(Default)]
+pub(crate) struct Released {
+    /// A whole cache's runs (only held, to be dropped with the rest).
+    _all: RBTree<u64, PinnedRun>,
+    /// Runs taken one by one.
+    some: KVec<RBTreeNode<u64, PinnedRun>>,
+    /// A new run that could not be kept.
+    fresh: Option<PinnedRun>,
+}
+
+impl Released {
+    fn push(&mut self, node: RBTreeNode<u64, PinnedRun>) {
+        if self.some.push(node, GFP_KERNEL).is_err() {
+            // Out of memory for the list: the run was dropped, unpinned under the lock.
+        }
+    }
+}
 
 /// A range `dma_unmap` took away: no pin is made in `start..end` before `until` (monotonic ns).
 struct Dying {
@@ -68,13 +95,16 @@ struct Dying {
     until: u64,
 }
 
-/// A vGPU's pinned guest pages (under `Engine::pins`).
+/// A vGPU's pinned guest pages (under `Engine::pins`), in runs keyed by their first IOVA (runs
+/// never overlap).
 pub(crate) struct PinCache {
     /// The open device's guest memory; `None` while closed.
     handle: Option<Arc<DmaHandle>>,
-    pins: KVec<PinnedPage>,
-    /// Where the next eviction from a full cache happens.
-    next_evict: usize,
+    runs: RBTree<u64, PinnedRun>,
+    /// Pages in `runs`.
+    pages: usize,
+    /// Where the next eviction from a full cache happens (an IOVA: the first run from there on).
+    next_evict: u64,
     /// Unmaps so far (see the module documentation).
     unmaps: u64,
     /// Ranges unmapped less than [`UNMAP_GRACE_NS`] ago.
@@ -87,11 +117,17 @@ pub(crate) struct PinCache {
     gpu: Arc<Gpu>,
 }
 
+/// Pages in `run`.
+fn pages_of(run: &PinnedRun) -> usize {
+    (run.len() / PAGE_SIZE as u64) as usize
+}
+
 impl PinCache {
     pub(crate) fn new(gpu: Arc<Gpu>) -> Self {
         Self {
             handle: None,
-            pins: KVec::new(),
+            runs: RBTree::new(),
+            pages: 0,
             next_evict: 0,
             unmaps: 0,
             dying: KVec::new(),
@@ -103,7 +139,7 @@ impl PinCache {
 
     /// Pages pinned now.
     pub(crate) fn len(&self) -> usize {
-        self.pins.len()
+        self.pages
     }
 
     /// The device was opened: pins come from `handle` now (a new address space: what was
@@ -122,22 +158,44 @@ impl PinCache {
     }
 
     fn take_all(&mut self) -> Released {
-        self.gpu.pinned().fetch_sub(self.pins.len() as u64, Relaxed);
-        core::mem::take(&mut self.pins)
-    }
-
-    /// Moves the pin at `i` to `out` (dropped if `out` has no room: it is unpinned then).
-    fn take(&mut self, i: usize, out: &mut Released) {
-        if let Ok(p) = self.pins.remove(i) {
-            self.gpu.pinned().fetch_sub(1, Relaxed);
-            if out.push(p, GFP_KERNEL).is_err() {
-                // Out of memory for the list: the pin was dropped, unpinned under the lock.
-            }
+        self.gpu.pinned().fetch_sub(self.pages as u64, Relaxed);
+        self.pages = 0;
+        Released {
+            _all: core::mem::take(&mut self.runs),
+            ..Released::default()
         }
     }
 
-    /// User space unmapped `[iova, iova + len)`: the pins in it leave the cache, and the range
-    /// is refused to new pins for a while. Called with no pin outside the cache.
+    /// Moves the run keyed `key` to `out`.
+    fn take(&mut self, key: u64, out: &mut Released) {
+        let n = self.runs.get(&key).map_or(0, pages_of);
+        if let Some(node) = self.runs.remove_node(&key) {
+            self.pages -= n;
+            self.gpu.pinned().fetch_sub(n as u64, Relaxed);
+            out.push(node);
+        }
+    }
+
+    /// The run holding `iova`, if one is cached.
+    fn run_at(&self, iova: u64) -> Option<&PinnedRun> {
+        // The run with the greatest first IOVA not above `iova`.
+        let key = match self.runs.cursor_lower_bound(&iova.saturating_add(1)) {
+            Some(c) => c.peek_prev().map(|(k, _)| *k),
+            None => self.runs.cursor_back().map(|c| *c.current().0),
+        };
+        key.and_then(|k| self.runs.get(&k))
+            .filter(|r| r.contains(iova))
+    }
+
+    /// The first IOVA of the first run above `iova` (`None`: no run above it).
+    fn next_start(&self, iova: u64) -> Option<u64> {
+        self.runs
+            .cursor_lower_bound(&iova.saturating_add(1))
+            .map(|c| *c.current().0)
+    }
+
+    /// User space unmapped `[iova, iova + len)`: the runs touching it leave the cache, and the
+    /// range is refused to new pins for a while. Called with no pin outside the cache.
     fn unmap(&mut self, iova: u64, len: u64, now: u64) -> Released {
         self.unmaps += 1;
         let end = iova.saturating_add(len);
@@ -146,14 +204,17 @@ impl PinCache {
         if !fenced {
             self.remember_dying(iova, end, now);
         }
-        let mut out = KVec::new();
-        let mut i = 0;
-        while i < self.pins.len() {
-            if (iova..end).contains(&self.pins[i].iova()) {
-                self.take(i, &mut out);
-            } else {
-                i += 1;
-            }
+        let mut out = Released::default();
+        // The run holding `iova` (it may start below), then every run starting before `end`.
+        let mut from = self.run_at(iova).map_or(iova, |r| r.iova());
+        while let Some(key) = self
+            .runs
+            .cursor_lower_bound(&from)
+            .map(|c| *c.current().0)
+            .filter(|&k| k < end)
+        {
+            self.take(key, &mut out);
+            from = key;
         }
         out
     }
@@ -173,39 +234,65 @@ impl PinCache {
         }
     }
 
-    /// Whether the page at `base` is in a range unmapped less than [`UNMAP_GRACE_NS`] ago.
-    fn dying(&self, base: u64, now: u64) -> bool {
+    /// Whether `[start, end)` overlaps a range unmapped less than [`UNMAP_GRACE_NS`] ago.
+    fn dying(&self, start: u64, end: u64, now: u64) -> bool {
         self.dying
             .iter()
-            .any(|d| d.until > now && (d.start..d.end).contains(&base))
+            .any(|d| d.until > now && d.start < end && start < d.end)
     }
 
-    fn find(&self, base: u64, write: bool) -> Option<usize> {
-        self.pins
-            .iter()
-            .position(|p| p.iova() == base && (p.writable() || !write))
+    /// The cached run holding `base`, if it is usable for the access (`write`).
+    fn find(&self, base: u64, write: bool) -> Option<&PinnedRun> {
+        self.run_at(base).filter(|r| r.writable() || !write)
     }
 
-    /// Adds a new pin, evicting what it replaces or what no longer fits into `out`.
-    fn insert(&mut self, p: PinnedPage, out: &mut Released) -> Result<usize, CmdError> {
-        // A read-only pin of this page is replaced by a writable one.
-        if let Some(i) = self.pins.iter().position(|q| q.iova() == p.iova()) {
-            self.take(i, out);
+    /// How many pages a miss at `base` pins: up to [`RUN_PAGES`], short of the next cached run.
+    fn run_pages(&self, base: u64) -> usize {
+        let room = self
+            .next_start(base)
+            .map_or(u64::MAX, |next| (next - base) / PAGE_SIZE as u64);
+        let to_top = (u64::MAX - base) / PAGE_SIZE as u64 + 1;
+        (RUN_PAGES as u64).min(room).min(to_top).max(1) as usize
+    }
+
+    /// Adds a new run, evicting what it replaces or what no longer fits into `out`; `Err` hands
+    /// the run back when there is no memory to keep it.
+    fn insert(&mut self, run: PinnedRun, out: &mut Released) -> Result<(), PinnedRun> {
+        let start = run.iova();
+        let end = start.saturating_add(run.len());
+        // Read-only runs inside the new one's range are replaced by it.
+        let mut from = self.run_at(start).map_or(start, |r| r.iova());
+        while let Some(key) = self
+            .runs
+            .cursor_lower_bound(&from)
+            .map(|c| *c.current().0)
+            .filter(|&k| k < end)
+        {
+            self.take(key, out);
+            from = key;
         }
-        if self.pins.len() >= MAX_PINS {
-            // Full: one pin goes, in turn (a cheap approximation of the oldest).
-            let victim = self.next_evict % self.pins.len();
-            self.next_evict = victim + 1;
+        let n = pages_of(&run);
+        while self.pages + n > MAX_PINS {
+            // Full: runs go in turn, from where the last eviction stopped.
+            let victim = match self.runs.cursor_lower_bound(&self.next_evict) {
+                Some(c) => *c.current().0,
+                None => match self.runs.cursor_front() {
+                    Some(c) => *c.current().0,
+                    None => break,
+                },
+            };
+            self.next_evict = victim.saturating_add(1);
             self.take(victim, out);
         }
-        self.pins
-            .push(p, GFP_KERNEL)
-            .map_err(|_| CmdError::DmaFault)?;
-        self.gpu.pinned().fetch_add(1, Relaxed);
-        Ok(self.pins.len() - 1)
+        let Ok(room) = RBTreeNodeReservation::new(GFP_KERNEL) else {
+            return Err(run);
+        };
+        self.runs.insert(room.into_node(start, run));
+        self.pages += n;
+        self.gpu.pinned().fetch_add(n as u64, Relaxed);
+        Ok(())
     }
 }
-
 impl Drop for PinCache {
     fn drop(&mut self) {
         drop(self.take_all());
@@ -258,58 +345,74 @@ impl Engine {
         drop(released);
     }
 
-    /// Runs `f` on the pinned page holding `iova` (pinned now if it is not cached; writable if
-    /// `write`), with the cache locked only around the lookup and `f`.
-    fn with_page<R>(
+    /// Runs `f` on the pinned run holding `iova` (pinned now if it is not cached, with the pages
+    /// after it; writable if `write`), with the cache locked only around the lookup and `f`.
+    fn with_run<R>(
         &self,
         iova: u64,
         write: bool,
-        f: impl FnOnce(&PinnedPage) -> R,
+        f: impl FnOnce(&PinnedRun) -> R,
     ) -> Result<R, CmdError> {
         let base = iova & !(PAGE_SIZE as u64 - 1);
-        // Called once: on the cached page, or on the new pin once it is in the cache.
+        // Called once: on the cached run, or on the new one once it is in the cache.
         let mut f = Some(f);
-        let mut call = |p: &PinnedPage| f.take().map(|f| f(p)).ok_or(CmdError::DmaFault);
+        let mut call = |r: &PinnedRun| f.take().map(|f| f(r)).ok_or(CmdError::DmaFault);
         for _ in 0..PIN_TRIES {
-            let (handle, unmaps) = {
+            let (handle, unmaps, want) = {
                 let mut pins = self.pins.lock();
-                if let Some(i) = pins.find(base, write) {
-                    return call(&pins.pins[i]);
+                if let Some(r) = pins.find(base, write) {
+                    return call(r);
                 }
                 // An unmap waits for the pins outside the cache: none is added meanwhile.
                 while pins.unmapping > 0 {
                     self.pins_idle.wait(&mut pins);
                 }
-                if pins.dying(base, monotonic_ns()) {
+                let now = monotonic_ns();
+                let end = |pages: usize| base.saturating_add((pages * PAGE_SIZE) as u64);
+                if pins.dying(base, end(1), now) {
                     return Err(CmdError::DmaFault);
+                }
+                let mut want = pins.run_pages(base);
+                if want > 1 && pins.dying(base, end(want), now) {
+                    want = 1;
                 }
                 let handle = pins.handle.clone().ok_or(CmdError::DmaFault)?;
                 pins.outside += 1;
-                (handle, pins.unmaps)
+                (handle, pins.unmaps, want)
             };
-            // No lock held: this takes the VFIO core's.
-            let fresh = match handle.pin(base, write) {
-                Ok(p) => p,
+            // No lock held: this takes the VFIO core's. Where the guest has not mapped the whole
+            // run, only the page needed is pinned.
+            let pinned = handle.pin(base, want, write).or_else(|e| {
+                if want > 1 {
+                    handle.pin(base, 1, write)
+                } else {
+                    Err(e)
+                }
+            });
+            let fresh = match pinned {
+                Ok(r) => r,
                 Err(_) => {
-                    self.drop_outside(KVec::new());
+                    self.drop_outside(Released::default());
                     return Err(CmdError::DmaFault);
                 }
             };
-            let mut released = KVec::new();
+            let mut released = Released::default();
             let r = {
                 let mut pins = self.pins.lock();
                 if pins.unmaps != unmaps {
                     // An unmap (or close) raced with the pin: make it again.
-                    if released.push(fresh, GFP_KERNEL).is_err() {
-                        // Out of memory for the list: the pin was dropped, unpinned under the
-                        // lock.
-                    }
+                    released.fresh = Some(fresh);
                     None
                 } else {
-                    Some(
-                        pins.insert(fresh, &mut released)
-                            .and_then(|i| call(&pins.pins[i])),
-                    )
+                    match pins.insert(fresh, &mut released) {
+                        Ok(()) => pins.find(base, write).map(&mut call),
+                        Err(fresh) => {
+                            // No memory to cache it: used once, then unpinned.
+                            let r = call(&fresh);
+                            released.fresh = Some(fresh);
+                            Some(r)
+                        }
+                    }
                 }
             };
             self.drop_outside(released);
@@ -322,15 +425,13 @@ impl Engine {
 
     /// Reads guest memory at `iova` into `buf`, which must not cross a page boundary.
     pub(super) fn page_read(&self, iova: u64, buf: &mut [u8]) -> Result<(), CmdError> {
-        let off = (iova % PAGE_SIZE as u64) as usize;
-        self.with_page(iova, false, |p| p.read(off, buf))?
+        self.with_run(iova, false, |r| r.read(iova, buf))?
             .map_err(|_| CmdError::DmaFault)
     }
 
     /// Writes `data` into guest memory at `iova`; `data` must not cross a page boundary.
     pub(super) fn page_write(&self, iova: u64, data: &[u8]) -> Result<(), CmdError> {
-        let off = (iova % PAGE_SIZE as u64) as usize;
-        self.with_page(iova, true, |p| p.write(off, data))?
+        self.with_run(iova, true, |r| r.write(iova, data))?
             .map_err(|_| CmdError::DmaFault)?;
         self.log_write(iova, data.len() as u64);
         Ok(())

@@ -11,34 +11,38 @@ use vfio_client::{Mmap, OpenPath};
 use crate::gpu::{pinned_pages, EngineGpu};
 use crate::pattern;
 
-/// Guest pages the host driver keeps pinned per vGPU (`MAX_PINS`, `src/vgpu/engine.rs`).
-const PIN_CACHE: u64 = 1024;
+/// Guest pages the host driver keeps pinned per vGPU (`MAX_PINS`, `src/vgpu/engine/pins.rs`).
+const PIN_CACHE: u64 = 8192;
 const PAGE: usize = 4096;
 /// The buffer: twice the pages the cache holds.
 const PIN_IOVA: u64 = 0x4000_0000;
-const PIN_LEN: usize = 8 << 20;
+const PIN_LEN: usize = 2 * PIN_CACHE as usize * PAGE;
+/// The part of the buffer one round trip moves through the framebuffer's first bytes.
+const WINDOW: usize = 8 << 20;
 /// What one command copies: 1 MiB, a page per line.
 const CHUNK: usize = 1 << 20;
 
-/// The buffer and the framebuffer's first [`PIN_LEN`] bytes, one `op` command per [`CHUNK`]
-/// (so the commands touch every page of the buffer); checks no command failed.
-fn copy_all(g: &mut Gpu, op: fn(u64, u32, u32, u32, u32, u32) -> Cmd, what: &str) -> Result<(), String> {
+/// The buffer's window `w` and the framebuffer's first [`WINDOW`] bytes, one `op` command per
+/// [`CHUNK`] (so the commands touch every page of the window); checks no command failed.
+fn copy_window(g: &mut Gpu, op: fn(u64, u32, u32, u32, u32, u32) -> Cmd, w: usize, what: &str) -> Result<(), String> {
     let (page, lines) = (PAGE as u32, (CHUNK / PAGE) as u32);
-    let cmds: Vec<Cmd> = (0..PIN_LEN / CHUNK)
-        .map(|c| op(PIN_IOVA + (c * CHUNK) as u64, page, (c * CHUNK) as u32, page, page, lines))
+    let cmds: Vec<Cmd> = (0..WINDOW / CHUNK)
+        .map(|c| op(PIN_IOVA + (w * WINDOW + c * CHUNK) as u64, page, (c * CHUNK) as u32, page, page, lines))
         .collect();
     g.run(&cmds)?;
     let (err, head) = (g.reg(REG_ERROR)?, g.reg(REG_ERROR_HEAD)?);
-    ensure(err == ERR_NONE, || format!("{what} of the buffer: ERROR {err} (ERROR_HEAD {head:#x})"))
+    ensure(err == ERR_NONE, || format!("{what} of window {w}: ERROR {err} (ERROR_HEAD {head:#x})"))
 }
 
-/// The buffer into the framebuffer, the buffer cleared, the framebuffer back into the buffer:
-/// the buffer holds `pat` again.
+/// Window by window: into the framebuffer, the window cleared, the framebuffer back into it: the
+/// buffer holds `pat` again.
 fn round_trip(g: &mut Gpu, buf: &mut Mmap, pat: &[u8]) -> Result<(), String> {
-    copy_all(g, Cmd::copy_to_fb, "COPY_TO_FB")?;
-    // The engine is idle: nothing else writes the buffer now.
-    buf.as_mut_slice().fill(0);
-    copy_all(g, Cmd::copy_from_fb, "COPY_FROM_FB")?;
+    for w in 0..PIN_LEN / WINDOW {
+        copy_window(g, Cmd::copy_to_fb, w, "COPY_TO_FB")?;
+        // The engine is idle: nothing else writes the buffer now.
+        buf.as_mut_slice()[w * WINDOW..(w + 1) * WINDOW].fill(0);
+        copy_window(g, Cmd::copy_from_fb, w, "COPY_FROM_FB")?;
+    }
     match buf.as_slice().iter().zip(pat).position(|(x, y)| x != y) {
         None => Ok(()),
         Some(i) => Err(format!(
@@ -50,7 +54,7 @@ fn round_trip(g: &mut Gpu, buf: &mut Mmap, pat: &[u8]) -> Result<(), String> {
     }
 }
 
-/// Opens the vGPU `uuid` (closed on entry; the other vGPU stays open), maps an 8 MiB buffer and
+/// Opens the vGPU `uuid` (closed on entry; the other vGPU stays open), maps a 64 MiB buffer and
 /// runs copies through every page of it; the vGPU then holds at most [`PIN_CACHE`] pages, and
 /// unmapping the buffer releases those of the buffer. Hands back the vGPU, still open.
 pub fn pins(gpu: &str, uuid: &str, path: OpenPath) -> Result<Gpu, String> {
@@ -61,7 +65,7 @@ pub fn pins(gpu: &str, uuid: &str, path: OpenPath) -> Result<Gpu, String> {
     buf.as_mut_slice().copy_from_slice(&pat);
     // Declared after the buffer, so dropped (closed, every DMA mapping gone) before it.
     let mut g = Gpu::open(uuid, path)?;
-    ensure(g.fb_size >= PIN_LEN, || format!("the framebuffer ({:#x} bytes) is smaller than the buffer", g.fb_size))?;
+    ensure(g.fb_size >= WINDOW, || format!("the framebuffer ({:#x} bytes) is smaller than a window", g.fb_size))?;
     g.setup_ring()?;
     g.clear()?;
     g.dev.map_dma(&buf, PIN_IOVA).map_err(|e| format!("map the buffer at {PIN_IOVA:#x}: {e}"))?;
