@@ -3,7 +3,8 @@
 #
 # Installs everything rvgpu needs on a Debian 12 (bookworm) machine, as root:
 #   - clang/lld/llvm 19 and the kernel build packages (bookworm),
-#   - QEMU 10 (bookworm-backports), mdevctl (bookworm),
+#   - QEMU 10 (bookworm-backports), mdevctl, udev and libvirt 9.0 (bookworm; the test VM's libvirt
+#     suite runs libvirtd and systemd-udevd itself, so no service is started here),
 #   - rust-src (rustup) and bindgen-cli (cargo),
 #   - the Linux 7.3 source tarball from Debian's linux-source-7.3 (trixie-backports),
 #     downloaded through a private apt configuration so nothing else from trixie is installed.
@@ -38,7 +39,7 @@ fi
 
 pkgs=(clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev libssl-dev cpio kmod
       make xz-utils zstd rsync busybox-static mdevctl pciutils python3 ca-certificates
-      gcc libc6-dev linux-libc-dev)
+      gcc libc6-dev linux-libc-dev udev libvirt-daemon-system libvirt-clients)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -52,7 +53,19 @@ if [ ${#missing[@]} -gt 0 ] || ! qemu_ok; then
 	apt-get update -qq
 	if [ ${#missing[@]} -gt 0 ]; then
 		log "installing ${missing[*]}"
-		apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+		# Without a running systemd (a container), the packages' maintainer scripts would try to
+		# start libvirtd and udevd through their init scripts: a policy-rc.d that says "not now"
+		# (101) stops them, unless the machine already has its own.
+		policy=
+		if [ ! -d /run/systemd/system ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+			policy=/usr/sbin/policy-rc.d
+			printf '#!/bin/sh\n# scripts/setup.sh: no service starts while it installs packages\nexit 101\n' >"$policy"
+			chmod 755 "$policy"
+		fi
+		rc=0
+		apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+		[ -z "$policy" ] || rm -f "$policy"
+		[ "$rc" -eq 0 ] || die "apt-get install failed (status $rc)"
 	fi
 	if ! qemu_ok; then
 		log "installing qemu-system-x86 from bookworm-backports"

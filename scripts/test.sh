@@ -141,7 +141,7 @@ vm_suite() {
 
 vm_suite "two bochs-display boards" "64M 256M" --timeout 3300 -- \
 	selftests/vm/10-bind.sh selftests/vm/20-types.py selftests/vm/25-personas.py selftests/vm/30-lifecycle.py \
-	selftests/vm/40-random.py selftests/vm/50-mdevctl.sh selftests/vm/60-device.sh \
+	selftests/vm/40-random.py selftests/vm/50-mdevctl.sh selftests/vm/55-libvirt.py selftests/vm/60-device.sh \
 	selftests/vm/62-display.sh selftests/vm/65-request.py selftests/vm/70-engine.sh \
 	selftests/vm/75-migration.sh selftests/vm/80-qemu.sh selftests/vm/85-live-migration.py \
 	selftests/vm/87-display.py selftests/vm/88-scheduler.py selftests/vm/90-fuzz.sh selftests/vm/91-stress.sh \
