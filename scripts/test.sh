@@ -146,6 +146,14 @@ vm_suite "two bochs-display boards" "64M 256M" --timeout 3300 -- \
 	selftests/vm/75-migration.sh selftests/vm/80-qemu.sh selftests/vm/85-live-migration.py \
 	selftests/vm/87-display.py selftests/vm/88-scheduler.py selftests/vm/90-fuzz.sh selftests/vm/91-stress.sh \
 	selftests/vm/92-isolation.sh selftests/vm/93-unplug.py
+# mdevctl definitions across a reboot of the test VM: the first VM defines them and keeps its
+# /etc/mdevctl.d, the second boots with it (udev starts the --auto ones).
+saved=$RVGPU_CACHE/mdevctl-reboot.$$
+rm -rf "$saved"
+vm_suite "mdevctl across a reboot, 1 of 2: define" "64M 256M" --out "$saved" -- selftests/vm/57-mdevctl-define.sh
+vm_suite "mdevctl across a reboot, 2 of 2: boot with the same /etc/mdevctl.d" "64M 256M" \
+	--env RVGPU_MDEVCTL_SAVED="$saved" -- selftests/vm/58-mdevctl-boot.sh
+rm -rf "$saved"
 vm_suite "one secondary-vga board" "512M" --board secondary-vga -- \
 	selftests/vm/10-bind.sh selftests/vm/20-types.py selftests/vm/25-personas.py selftests/vm/99-sanitizers.sh
 
