@@ -176,6 +176,21 @@ impl PinCache {
         }
     }
 
+    /// Moves every run touching `[start, end)` to `out`: the one holding `start` (it may start
+    /// below), then every run starting before `end`.
+    fn take_overlapping(&mut self, start: u64, end: u64, out: &mut Released) {
+        let mut from = self.run_at(start).map_or(start, |r| r.iova());
+        while let Some(key) = self
+            .runs
+            .cursor_lower_bound(&from)
+            .map(|c| *c.current().0)
+            .filter(|&k| k < end)
+        {
+            self.take(key, out);
+            from = key;
+        }
+    }
+
     /// The run holding `iova`, if one is cached.
     fn run_at(&self, iova: u64) -> Option<&PinnedRun> {
         // The run with the greatest first IOVA not above `iova`.
@@ -205,17 +220,7 @@ impl PinCache {
             self.remember_dying(iova, end, now);
         }
         let mut out = Released::default();
-        // The run holding `iova` (it may start below), then every run starting before `end`.
-        let mut from = self.run_at(iova).map_or(iova, |r| r.iova());
-        while let Some(key) = self
-            .runs
-            .cursor_lower_bound(&from)
-            .map(|c| *c.current().0)
-            .filter(|&k| k < end)
-        {
-            self.take(key, &mut out);
-            from = key;
-        }
+        self.take_overlapping(iova, end, &mut out);
         out
     }
 
@@ -261,16 +266,7 @@ impl PinCache {
         let start = run.iova();
         let end = start.saturating_add(run.len());
         // Read-only runs inside the new one's range are replaced by it.
-        let mut from = self.run_at(start).map_or(start, |r| r.iova());
-        while let Some(key) = self
-            .runs
-            .cursor_lower_bound(&from)
-            .map(|c| *c.current().0)
-            .filter(|&k| k < end)
-        {
-            self.take(key, out);
-            from = key;
-        }
+        self.take_overlapping(start, end, out);
         let n = pages_of(&run);
         while self.pages + n > MAX_PINS {
             // Full: runs go in turn, from where the last eviction stopped.
