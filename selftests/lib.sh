@@ -71,6 +71,10 @@ diag() { printf '# %s\n' "$*"; }
 
 # Kernel log since the test script started (the runner clears nothing; scripts mark positions).
 dmesg_mark() { dmesg | wc -l; }
+
+# mdevctl_defined: the definitions mdevctl lists, one line each (UUID, parent, type, auto|manual),
+# without its attribute lines.
+mdevctl_defined() { mdevctl list -d 2>/dev/null | grep -E '^[0-9a-f]{8}-'; }
 dmesg_since() { dmesg | tail -n +$(( $1 + 1 )); }
 
 # Module helpers.

@@ -5,8 +5,6 @@
 # second VM): defines two vGPUs with --auto (one with an nvidia/vgpu_params attribute) and one
 # without, on two boards, and leaves /etc/mdevctl.d in $RVGPU_OUT for the next boot.
 . "$(dirname "$0")/../lib.sh"
-# The definitions mdevctl lists, one line each (UUID, parent, type, auto|manual).
-defined() { mdevctl list -d 2>/dev/null | grep -E '^[0-9a-f]{8}-'; }
 plan 2
 
 load_rvgpu
@@ -17,7 +15,7 @@ if mdevctl define -u "$a" -p "${boards[0]}" --type nvidia-9104 --auto >/tmp/def.
 	mdevctl modify -u "$a" --addattr=nvidia/vgpu_params --value=frame_rate_limiter=0 >>/tmp/def.log 2>&1 &&
 	mdevctl define -u "$b" -p "$last" --type nvidia-9105 --auto >>/tmp/def.log 2>&1 &&
 	mdevctl define -u "$c" -p "$last" --type nvidia-9104 >>/tmp/def.log 2>&1 &&
-	[ "$(defined | wc -l)" -eq 3 ] && [ -z "$(ls /sys/bus/mdev/devices/)" ]; then
+	[ "$(mdevctl_defined | wc -l)" -eq 3 ] && [ -z "$(ls /sys/bus/mdev/devices/)" ]; then
 	ok "mdevctl define: two --auto definitions (one with vgpu_params) and one manual, on ${#boards[@]} boards, none started"
 else
 	fail "mdevctl define of the definitions to keep across the reboot" "$(cat /tmp/def.log)" "$(mdevctl list -d 2>&1)"

@@ -8,13 +8,11 @@
 # device events (`udevadm trigger`, selftests/libvirt-env.sh): mdevctl's udev rule then starts
 # the --auto definitions, with their types and attributes, and only those.
 . "$(dirname "$0")/../lib.sh"
-# The definitions mdevctl lists, one line each (UUID, parent, type, auto|manual).
-defined() { mdevctl list -d 2>/dev/null | grep -E '^[0-9a-f]{8}-'; }
 plan 4
 
 saved=${RVGPU_MDEVCTL_SAVED:-}
 if [ -n "$saved" ] && [ -s "$saved/auto" ] && [ -d "$saved/mdevctl.d" ] &&
-	cp -r "$saved"/mdevctl.d/0000:* /etc/mdevctl.d/ 2>/tmp/cp.log && [ "$(defined | wc -l)" -eq 3 ]; then
+	cp -r "$saved"/mdevctl.d/0000:* /etc/mdevctl.d/ 2>/tmp/cp.log && [ "$(mdevctl_defined | wc -l)" -eq 3 ]; then
 	ok "booted with the saved /etc/mdevctl.d: mdevctl lists the three definitions"
 else
 	fail "booted with the saved /etc/mdevctl.d ('$saved')" "$(cat /tmp/cp.log 2>&1)" "$(ls -R "$saved" 2>&1 | head)" "$(mdevctl list -d 2>&1)"
@@ -44,18 +42,18 @@ else
 	fail "udev starts the --auto definitions at boot:$bad" "$up" "$(ls /sys/bus/mdev/devices/ 2>&1)"
 fi
 manual=$(cat "$saved/manual" 2>/dev/null)
-if [ -n "$manual" ] && [ ! -e "/sys/bus/mdev/devices/$manual" ] && defined | grep -q "^$manual .* manual$"; then
+if [ -n "$manual" ] && [ ! -e "/sys/bus/mdev/devices/$manual" ] && mdevctl_defined | grep -q "^$manual .* manual$"; then
 	ok "the manual definition stays defined and is not started"
 else
 	fail "the manual definition stays defined and is not started" "$(mdevctl list -d 2>&1)"
 fi
 
-for u in $(defined | awk '{print $1}'); do
+for u in $(mdevctl_defined | awk '{print $1}'); do
 	mdevctl stop -u "$u" >/dev/null 2>&1
 	mdevctl undefine -u "$u" >/dev/null 2>&1
 done
 "$(dirname "$0")/../libvirt-env.sh" down >/tmp/down.log 2>&1
-if [ -z "$(ls /sys/bus/mdev/devices/)" ] && [ -z "$(defined)" ] && unload_rvgpu; then
+if [ -z "$(ls /sys/bus/mdev/devices/)" ] && [ -z "$(mdevctl_defined)" ] && unload_rvgpu; then
 	ok "every vGPU stopped and undefined, udevd stopped, rvgpu unloads"
 else
 	fail "clean-up after the boot" "$(cat /tmp/down.log)" "$(ls /sys/bus/mdev/devices/)"
