@@ -2,10 +2,11 @@
 
 //! A vGPU's command engine and interrupts (`uapi/rvgpu.h`, registers 0x700..0x740).
 //!
-//! The physical Bochs board has no engine: the host driver executes each vGPU's commands, never
-//! in the register trap path. They run in the physical GPU's scheduler (`vgpu/sched.rs`), one
-//! time slice at a time ([`Engine::run_slice`]); a doorbell only tells the scheduler. The
-//! engine's own work item reports vertical blanks.
+//! The physical Bochs board has no engine: the host driver executes each vGPU's commands. They
+//! run in the physical GPU's scheduler (`vgpu/sched.rs`), one time slice at a time
+//! ([`Engine::run_slice`]), in its work item; a doorbell on an idle GPU runs the first commands
+//! itself, in a short slice that never sleeps ([`Runner::Doorbell`]). The engine's own work item
+//! reports vertical blanks.
 //!
 //! - `engine/regs.rs`: the registers, as the trap path reads and writes them;
 //! - `engine/irq.rs`: interrupt delivery through eventfds;
@@ -29,7 +30,8 @@
 //! `vblank` (mutex), the scheduler's `exec` (mutex), `exec` (mutex, a slice's), `pins` (mutex,
 //! one page access at a time; a leaf: nothing calls into the VFIO core while holding it, see
 //! `engine/pins.rs`), the scheduler's `state` (spinlock), `regs` (spinlock), `irqs` (spinlock).
-//! The trap path takes only the spinlocks.
+//! The trap path takes only the spinlocks, and the mutexes only by `try_lock` (a doorbell's own
+//! slice: the scheduler's `exec`, `exec`, `log`, `pins`).
 
 use kernel::{
     impl_has_hr_timer, impl_has_work, new_condvar, new_mutex, new_spinlock, new_work,
@@ -134,6 +136,19 @@ struct Exec {
     cur: Option<InFlight>,
     /// When the last WAIT_VBLANK completed (ns; 0: none since open).
     frl_last: u64,
+}
+
+/// Who runs a slice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Runner {
+    /// The scheduler's work item: it may sleep (to pin guest pages, wait for a lock, let the CPU
+    /// scheduler in).
+    Worker,
+    /// A doorbell, in the register trap path: it never sleeps. It reaches only guest pages already
+    /// pinned, takes the engine's mutexes only if they are free and runs only while the DMA log is
+    /// off; where it would have to sleep it stops ([`CmdError::Later`]) and leaves the rest to the
+    /// work item.
+    Doorbell,
 }
 
 /// How far one step of a command got.
@@ -463,10 +478,13 @@ impl Engine {
     }
 
     /// Reads the command at `head` of the ring at `base`.
-    fn fetch(&self, base: u64, head: u32) -> Result<[u8; CMD_SIZE], CmdError> {
+    fn fetch(&self, base: u64, head: u32, runner: Runner) -> Result<[u8; CMD_SIZE], CmdError> {
         let mut raw = [0u8; CMD_SIZE];
         let at = iova_add(base, u64::from(head)).map_err(|_| CmdError::Ring)?;
-        self.guest_read(at, &mut raw).map_err(|_| CmdError::Ring)?;
+        self.guest_read(at, &mut raw, runner).map_err(|e| match e {
+            CmdError::Later => e,
+            _ => CmdError::Ring,
+        })?;
         Ok(raw)
     }
 
@@ -489,11 +507,23 @@ impl Engine {
         }
     }
 
-    /// One time slice (the scheduler's work item): commands from HEAD until the ring is empty,
-    /// the engine is stopped or `deadline` (ns) passes; a long command stops between chunks and
-    /// goes on in the next slice.
-    pub(crate) fn run_slice(&self, deadline: u64) {
-        let mut guard = self.exec.lock();
+    /// One time slice: commands from HEAD until the ring is empty, the engine is stopped or
+    /// `deadline` (ns) passes; a long command stops between chunks and goes on in the next slice.
+    /// Run from a doorbell, it also stops where it would have to sleep ([`Runner::Doorbell`]).
+    pub(crate) fn run_slice(&self, deadline: u64, runner: Runner) {
+        let (mut guard, _log_off) = match runner {
+            Runner::Worker => (self.exec.lock(), None),
+            Runner::Doorbell => {
+                let Some(guard) = self.exec.try_lock() else {
+                    return;
+                };
+                // Held, and seen off, for the whole slice: its guest writes need no log entry.
+                let Some(log) = self.log.try_lock().filter(|l| l.is_none()) else {
+                    return;
+                };
+                (guard, Some(log))
+            }
+        };
         let ex = &mut *guard;
         loop {
             let (base, size, head, tail, generation) = {
@@ -530,7 +560,7 @@ impl Engine {
                 Some(c) => c,
                 None => {
                     let fb_size = self.slice.usable();
-                    let decoded = self.fetch(base, head).and_then(|bytes| {
+                    let decoded = self.fetch(base, head, runner).and_then(|bytes| {
                         Command::try_from(RawCmd {
                             bytes: &bytes,
                             fb_size,
@@ -543,6 +573,7 @@ impl Engine {
                             generation,
                             at: Progress::default(),
                         },
+                        Err(CmdError::Later) => return,
                         Err(e) => {
                             self.complete(head, size, generation, Err(e));
                             if monotonic_ns() >= deadline {
@@ -553,7 +584,7 @@ impl Engine {
                     }
                 }
             };
-            match self.step(ex, &mut cur, deadline) {
+            match self.step(ex, &mut cur, deadline, runner) {
                 Step::Done(result) => self.complete(head, size, generation, result),
                 Step::Preempted | Step::Blocked => {
                     ex.cur = Some(cur);
@@ -566,17 +597,18 @@ impl Engine {
         }
     }
 
-    /// Runs `cur` on from where it is, until it is done or `deadline` passes.
-    fn step(&self, ex: &mut Exec, cur: &mut InFlight, deadline: u64) -> Step {
+    /// Runs `cur` on from where it is, until it is done or `deadline` passes (or, from a
+    /// doorbell, until it would have to sleep).
+    fn step(&self, ex: &mut Exec, cur: &mut InFlight, deadline: u64, runner: Runner) -> Step {
         let finished = |r: Result<bool, CmdError>| match r {
             Ok(true) => Step::Done(Ok(false)),
-            Ok(false) => Step::Preempted,
+            Ok(false) | Err(CmdError::Later) => Step::Preempted,
             Err(e) => Step::Done(Err(e)),
         };
         match cur.cmd {
             Command::Nop => Step::Done(Ok(false)),
             Command::Fill { rect, value } => {
-                finished(self.fill(&mut ex.bounce, &rect, value, &mut cur.at, deadline))
+                finished(self.fill(&mut ex.bounce, &rect, value, &mut cur.at, deadline, runner))
             }
             Command::Copy {
                 dir,
@@ -591,12 +623,17 @@ impl Engine {
                 &rect,
                 &mut cur.at,
                 deadline,
+                runner,
             )),
             Command::Fence { iova, value } => {
-                Step::Done(self.guest_write(iova, &value.to_le_bytes()).map(|()| {
-                    self.regs.lock().fence = value;
-                    true
-                }))
+                match self.guest_write(iova, &value.to_le_bytes(), runner) {
+                    Ok(()) => {
+                        self.regs.lock().fence = value;
+                        Step::Done(Ok(true))
+                    }
+                    Err(CmdError::Later) => Step::Preempted,
+                    Err(e) => Step::Done(Err(e)),
+                }
             }
             Command::WaitVblank => self.wait_vblank(&mut ex.frl_last),
         }

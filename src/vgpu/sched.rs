@@ -4,7 +4,8 @@
 //! policies (`nvidia/scheduler` on the GPU).
 //!
 //! Every vGPU engine command of a GPU runs in one work item, [`Scheduler`]'s, on a workqueue of
-//! the GPU's own. It runs one vGPU at a time for one time slice: the vGPU's commands in order
+//! the GPU's own, except the first commands after a doorbell on an idle GPU, which the doorbell
+//! runs itself (see [`Scheduler::kick`]). It runs one vGPU at a time for one time slice: the vGPU's commands in order
 //! until the slice ends, a long FILL or COPY preempted between lines and resumed in the vGPU's
 //! next slice. Then it picks the next vGPU in round-robin order among those that have work:
 //!
@@ -66,7 +67,10 @@ use kernel::{
     },
 };
 
-use super::engine::Engine;
+use super::engine::{
+    Engine,
+    Runner, //
+};
 use crate::vfio::support::{
     cond_resched,
     monotonic_ns,
@@ -80,6 +84,8 @@ pub(crate) const SLICE_MAX_US: u32 = 30000;
 const SLICE_DEFAULT_US: u32 = 2000;
 const SLICE_DENSE_US: u32 = 1000;
 const DENSE_ABOVE: u32 = 8;
+/// The longest slice a doorbell runs itself (ns): a few small commands, in the trap path.
+const DOORBELL_SLICE_NS: u64 = 50_000;
 /// Entries kept in `nvidia/scheduler_log` (the file must fit one page).
 const LOG_LEN: usize = 56;
 
@@ -386,6 +392,29 @@ impl<E: Schedulable> State<E> {
         }
     }
 
+    /// A doorbell's own slice for `engine` at `now`: only when no other vGPU waits, and only
+    /// if the policy would run it now (the work item decides otherwise, and arms its timer).
+    fn pick_alone(&mut self, engine: &E, now: u64) -> Option<(Arc<E>, u64, u64)> {
+        if self
+            .entities
+            .iter()
+            .any(|e| e.pending && !core::ptr::eq(&*e.engine, engine))
+        {
+            return None;
+        }
+        match self.pick(now) {
+            Pick::Run {
+                engine,
+                target,
+                ready,
+            } => {
+                self.running = Some((address(&*engine), now));
+                Some((engine, target.min(DOORBELL_SLICE_NS), ready))
+            }
+            Pick::Idle(_) => None,
+        }
+    }
+
     /// The next vGPU to run at `now`, round robin from the cursor.
     fn pick(&mut self, now: u64) -> Pick<E> {
         let slice = u64::from(self.slice_us()) * 1000;
@@ -618,7 +647,7 @@ impl Scheduler {
 
     /// Applies a change (already checked); logged in `scheduler_log`.
     pub(crate) fn configure(&self, c: ConfigChange) -> (Policy, u32) {
-        let (policy, slice_us) = {
+        let (policy, slice_us, t_us) = {
             let mut st = self.state.lock();
             if let Some(p) = c.policy {
                 st.policy = p;
@@ -630,9 +659,10 @@ impl Scheduler {
             for e in st.entities.iter_mut() {
                 e.debt = 0;
             }
-            (st.policy, st.slice_us())
+            // Taken under the lock, as a slice's start is: a slice that starts before this time
+            // was picked under the old setting, one that starts after it under the new one.
+            (st.policy, st.slice_us(), monotonic_ns() / 1000)
         };
-        let t_us = monotonic_ns() / 1000;
         self.log.lock().push(|seq| LogEntry::Config {
             seq,
             t_us,
@@ -671,13 +701,30 @@ impl Scheduler {
         drop(self.exec.lock());
     }
 
-    /// The vGPU has work (its doorbell): queues the work item. Never sleeps (trap path).
+    /// The vGPU has work (its doorbell). Never sleeps (trap path). When the GPU is idle and no
+    /// other vGPU waits, the vGPU's first commands run here, in a short slice of its own
+    /// ([`DOORBELL_SLICE_NS`], booked like any other) that stops where it would have to sleep;
+    /// the work item runs the rest, and everything else, in turn.
     pub(crate) fn kick(self: &Arc<Self>, engine: &Engine) {
-        let queue = {
+        let exec = self.exec.try_lock();
+        let (now, queue, own) = {
             let mut st = self.state.lock();
-            st.wake(engine, monotonic_ns()) && !st.shut
+            let now = monotonic_ns();
+            let queue = st.wake(engine, now) && !st.shut;
+            let own = match &exec {
+                Some(_) if queue => st.pick_alone(engine, now).map(|p| (p, st.last_end)),
+                _ => None,
+            };
+            (now, queue, own)
         };
-        if queue {
+        let more = match own {
+            Some(((engine, target, ready), last_end)) => {
+                self.run_picked(&engine, now, target, ready, last_end, Runner::Doorbell)
+            }
+            None => queue,
+        };
+        drop(exec);
+        if more {
             self.enqueue();
         }
     }
@@ -718,9 +765,10 @@ impl Scheduler {
         loop {
             // Held for one slice at a time, so that `detach` and `sync` wait for one slice only.
             let guard = self.exec.lock();
-            let now = monotonic_ns();
-            let (pick, last_end) = {
+            let (now, pick, last_end) = {
                 let mut st = self.state.lock();
+                // Under the lock, as `configure` takes its time.
+                let now = monotonic_ns();
                 if st.shut {
                     return;
                 }
@@ -730,7 +778,7 @@ impl Scheduler {
                     // kernel every lock round trip is GPU time lost between slices).
                     st.running = Some((address(&**engine), now));
                 }
-                (pick, st.last_end)
+                (now, pick, st.last_end)
             };
             let (engine, target, ready) = match pick {
                 Pick::Run {
@@ -744,33 +792,45 @@ impl Scheduler {
                 }
                 Pick::Idle(None) => return,
             };
-            let start = now;
-            let idle_from = last_end.max(ready);
-            if start > idle_from {
-                self.runnable_idle_ns.fetch_add(start - idle_from, Relaxed);
-            }
-            engine.run_slice(start + target);
-            {
-                // The counters move with `running`, so that `busy_now` never counts a slice
-                // twice or not at all; the log entry goes in the same critical section.
-                let mut st = self.state.lock();
-                let b = st.charge(&engine, ready, start, monotonic_ns(), target);
-                engine.stats().slice(b.run, b.wait, b.overrun);
-                self.totals.slice(b.run, b.wait, b.overrun);
-                let id = engine.sched_id();
-                self.log.lock().push(|seq| LogEntry::Slice {
-                    seq,
-                    start_us: start / 1000,
-                    id,
-                    run_us: b.run / 1000,
-                    target_us: target / 1000,
-                    wait_us: b.wait / 1000,
-                });
-            }
+            self.run_picked(&engine, now, target, ready, last_end, Runner::Worker);
             drop(engine);
             drop(guard);
             cond_resched();
         }
+    }
+
+    /// Runs the slice of `engine` picked at `start` (`running` set, `exec` held) and books it;
+    /// whether the vGPU has work left.
+    fn run_picked(
+        &self,
+        engine: &Arc<Engine>,
+        start: u64,
+        target: u64,
+        ready: u64,
+        last_end: u64,
+        runner: Runner,
+    ) -> bool {
+        let idle_from = last_end.max(ready);
+        if start > idle_from {
+            self.runnable_idle_ns.fetch_add(start - idle_from, Relaxed);
+        }
+        engine.run_slice(start + target, runner);
+        // The counters move with `running`, so that `busy_now` never counts a slice twice or
+        // not at all; the log entry goes in the same critical section.
+        let mut st = self.state.lock();
+        let b = st.charge(engine, ready, start, monotonic_ns(), target);
+        engine.stats().slice(b.run, b.wait, b.overrun);
+        self.totals.slice(b.run, b.wait, b.overrun);
+        let id = engine.sched_id();
+        self.log.lock().push(|seq| LogEntry::Slice {
+            seq,
+            start_us: start / 1000,
+            id,
+            run_us: b.run / 1000,
+            target_us: target / 1000,
+            wait_us: b.wait / 1000,
+        });
+        st.find(engine).is_some_and(|e| e.pending)
     }
 
     /// `nvidia/scheduler_log`: oldest first, one line each:
@@ -973,6 +1033,44 @@ mod tests {
         assert!(near(&busy, 500 * MS));
         // (Its wait spans the other's slice and the two switches around it.)
         assert!(wait <= 2 * MS + 300_000 + 2000);
+        Ok(())
+    }
+
+    #[test]
+    fn doorbell_slice() -> Result {
+        let fake = || {
+            Arc::new(
+                Fake {
+                    busy: Atomic::new(true),
+                    max: 2,
+                },
+                GFP_KERNEL,
+            )
+        };
+        let (a, b) = (fake()?, fake()?);
+        let mut st = State::<Fake>::new();
+        st.attach(a.clone(), 0)?;
+        st.attach(b.clone(), 0)?;
+        // Alone with work: a short slice of its own, booked like any other.
+        st.wake(&a, 0);
+        let Some((e, target, _)) = st.pick_alone(&a, 10) else {
+            panic!("a lone vGPU with work gets no doorbell slice");
+        };
+        assert!(Arc::ptr_eq(&e, &a) && target == DOORBELL_SLICE_NS);
+        assert_eq!(st.running, Some((address(&*a), 10)));
+        st.charge(&a, 10, 10, 30_000, target);
+        assert!(st.running.is_none());
+        // Another vGPU waits: the work item decides, in turn.
+        st.wake(&b, 30_000);
+        assert!(st.pick_alone(&a, 31_000).is_none());
+        // Fixed share: a vGPU past its share does not run from its doorbell either.
+        let mut st = State::<Fake>::new();
+        st.policy = Policy::FixedShare;
+        st.attach(a.clone(), 0)?;
+        st.wake(&a, 0);
+        assert!(st.pick_alone(&a, 10).is_some());
+        st.charge(&a, 10, 10, 3 * MS, DOORBELL_SLICE_NS);
+        assert!(st.pick_alone(&a, 3 * MS + 10).is_none());
         Ok(())
     }
 

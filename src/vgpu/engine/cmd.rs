@@ -41,6 +41,10 @@ pub(crate) enum CmdError {
     BadArgs,
     /// The host could not reach the physical GPU's memory (the board is gone).
     Host,
+    /// Not a failure, and never a command's outcome: a slice run from a doorbell
+    /// ([`super::Runner::Doorbell`]) got where it would have had to sleep (a guest page not pinned
+    /// yet, a lock held elsewhere). The command stays where it is, for the scheduler's work item.
+    Later,
 }
 
 impl CmdError {
@@ -52,7 +56,8 @@ impl CmdError {
             Self::DmaFault => uapi::RVGPU_ERR_DMA_FAULT,
             Self::Ring => uapi::RVGPU_ERR_RING,
             Self::BadArgs => uapi::RVGPU_ERR_BAD_ARGS,
-            Self::Host => uapi::RVGPU_ERR_HOST,
+            // Never reported (see `Later`); the host's code if it ever were.
+            Self::Host | Self::Later => uapi::RVGPU_ERR_HOST,
         }
     }
 }

@@ -20,7 +20,7 @@ use super::{
         Direction,
         Rect, //
     },
-    Engine, Progress,
+    Engine, Progress, Runner,
 };
 use crate::vfio::support::{
     cond_resched,
@@ -37,12 +37,13 @@ impl Engine {
         value: u32,
         at: &mut Progress,
         deadline: u64,
+        runner: Runner,
     ) -> Result<bool, CmdError> {
         let pattern = value.to_le_bytes();
         for word in buf.chunks_exact_mut(4) {
             word.copy_from_slice(&pattern);
         }
-        self.chunks(rect, at, deadline, buf.len(), |f, _, n| {
+        self.chunks(rect, at, deadline, runner, buf.len(), |f, _, n| {
             self.slice.write(f, &buf[..n]).map_err(|_| CmdError::Host)
         })
     }
@@ -59,21 +60,22 @@ impl Engine {
         rect: &Rect,
         at: &mut Progress,
         deadline: u64,
+        runner: Runner,
     ) -> Result<bool, CmdError> {
         let len = buf.len();
-        self.chunks(rect, at, deadline, len, |f, p, n| {
+        self.chunks(rect, at, deadline, runner, len, |f, p, n| {
             let g = iova_add(iova, u64::from(p.y) * u64::from(iova_stride))?;
             let g = iova_add(g, u64::from(p.x))?;
             match dir {
                 Direction::ToFb => {
-                    self.guest_read(g, &mut buf[..n])?;
+                    self.guest_read(g, &mut buf[..n], runner)?;
                     self.slice.write(f, &buf[..n]).map_err(|_| CmdError::Host)
                 }
                 Direction::FromFb => {
                     self.slice
                         .read(f, &mut buf[..n])
                         .map_err(|_| CmdError::Host)?;
-                    self.guest_write(g, &buf[..n])
+                    self.guest_write(g, &buf[..n], runner)
                 }
             }
         })
@@ -81,11 +83,13 @@ impl Engine {
 
     /// Walks `rect` from `at` in chunks of at most `chunk` bytes, calling `op(fb_offset, at, n)`
     /// for each; stops early (returning `Ok(false)`) when `deadline` has passed after a chunk.
+    /// The worker lets the CPU scheduler in between chunks; a doorbell's slice never sleeps.
     fn chunks(
         &self,
         rect: &Rect,
         at: &mut Progress,
         deadline: u64,
+        runner: Runner,
         chunk: usize,
         mut op: impl FnMut(u64, Progress, usize) -> Result<(), CmdError>,
     ) -> Result<bool, CmdError> {
@@ -101,7 +105,9 @@ impl Engine {
             if at.y == rect.height {
                 break;
             }
-            cond_resched();
+            if runner == Runner::Worker {
+                cond_resched();
+            }
             if monotonic_ns() >= deadline {
                 return Ok(false);
             }
@@ -110,12 +116,17 @@ impl Engine {
     }
 
     /// Reads guest memory at `iova` into `buf`, a page at a time.
-    pub(super) fn guest_read(&self, mut iova: u64, mut buf: &mut [u8]) -> Result<(), CmdError> {
+    pub(super) fn guest_read(
+        &self,
+        mut iova: u64,
+        mut buf: &mut [u8],
+        runner: Runner,
+    ) -> Result<(), CmdError> {
         while !buf.is_empty() {
             let off = (iova % PAGE_SIZE as u64) as usize;
             let n = buf.len().min(PAGE_SIZE - off);
             let (now, rest) = buf.split_at_mut(n);
-            self.page_read(iova, now)?;
+            self.page_read(iova, now, runner)?;
             buf = rest;
             if !buf.is_empty() {
                 iova = iova_add(iova, n as u64)?;
@@ -125,11 +136,16 @@ impl Engine {
     }
 
     /// Writes `data` into guest memory at `iova`, a page at a time.
-    pub(super) fn guest_write(&self, mut iova: u64, mut data: &[u8]) -> Result<(), CmdError> {
+    pub(super) fn guest_write(
+        &self,
+        mut iova: u64,
+        mut data: &[u8],
+        runner: Runner,
+    ) -> Result<(), CmdError> {
         while !data.is_empty() {
             let off = (iova % PAGE_SIZE as u64) as usize;
             let n = data.len().min(PAGE_SIZE - off);
-            self.page_write(iova, &data[..n])?;
+            self.page_write(iova, &data[..n], runner)?;
             data = &data[n..];
             if !data.is_empty() {
                 iova = iova_add(iova, n as u64)?;

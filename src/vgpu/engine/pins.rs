@@ -45,7 +45,8 @@ use kernel::{
 use super::{
     super::gpu::Gpu,
     cmd::CmdError,
-    Engine, //
+    Engine,
+    Runner, //
 };
 use crate::vfio::{
     dma::{
@@ -343,13 +344,20 @@ impl Engine {
 
     /// Runs `f` on the pinned run holding `iova` (pinned now if it is not cached, with the pages
     /// after it; writable if `write`), with the cache locked only around the lookup and `f`.
+    /// From a doorbell only a cached run is used, and only if the cache is not locked elsewhere
+    /// (`CmdError::Later` otherwise).
     fn with_run<R>(
         &self,
         iova: u64,
         write: bool,
+        runner: Runner,
         f: impl FnOnce(&PinnedRun) -> R,
     ) -> Result<R, CmdError> {
         let base = iova & !(PAGE_SIZE as u64 - 1);
+        if runner == Runner::Doorbell {
+            let pins = self.pins.try_lock().ok_or(CmdError::Later)?;
+            return pins.find(base, write).map(f).ok_or(CmdError::Later);
+        }
         // Called once: on the cached run, or on the new one once it is in the cache.
         let mut f = Some(f);
         let mut call = |r: &PinnedRun| f.take().map(|f| f(r)).ok_or(CmdError::DmaFault);
@@ -420,16 +428,29 @@ impl Engine {
     }
 
     /// Reads guest memory at `iova` into `buf`, which must not cross a page boundary.
-    pub(super) fn page_read(&self, iova: u64, buf: &mut [u8]) -> Result<(), CmdError> {
-        self.with_run(iova, false, |r| r.read(iova, buf))?
+    pub(super) fn page_read(
+        &self,
+        iova: u64,
+        buf: &mut [u8],
+        runner: Runner,
+    ) -> Result<(), CmdError> {
+        self.with_run(iova, false, runner, |r| r.read(iova, buf))?
             .map_err(|_| CmdError::DmaFault)
     }
 
-    /// Writes `data` into guest memory at `iova`; `data` must not cross a page boundary.
-    pub(super) fn page_write(&self, iova: u64, data: &[u8]) -> Result<(), CmdError> {
-        self.with_run(iova, true, |r| r.write(iova, data))?
+    /// Writes `data` into guest memory at `iova`; `data` must not cross a page boundary. The DMA
+    /// log records it (a doorbell's slice runs only while the log is off, holding it off).
+    pub(super) fn page_write(
+        &self,
+        iova: u64,
+        data: &[u8],
+        runner: Runner,
+    ) -> Result<(), CmdError> {
+        self.with_run(iova, true, runner, |r| r.write(iova, data))?
             .map_err(|_| CmdError::DmaFault)?;
-        self.log_write(iova, data.len() as u64);
+        if runner == Runner::Worker {
+            self.log_write(iova, data.len() as u64);
+        }
         Ok(())
     }
 }

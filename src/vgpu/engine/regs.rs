@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The engine's registers (`RVGPU_REG_IRQ_STATUS` .. `RVGPU_REG_ENGINE_STATUS`), emulated: the
-//! trap path reads and writes them here, never sleeping; a doorbell only tells the scheduler.
+//! trap path reads and writes them here, never sleeping; a doorbell tells the scheduler (which
+//! may run the first commands there and then, without sleeping).
 
 use super::{
     super::bar2::EngineReg,
@@ -70,8 +71,9 @@ impl Engine {
         }
     }
 
-    /// Writes an engine register. Never sleeps: a doorbell (`RING_TAIL`) only tells the
-    /// scheduler, a change of the vblank enable only queues the engine's work item.
+    /// Writes an engine register. Never sleeps: a doorbell (`RING_TAIL`) tells the scheduler
+    /// ([`super::super::sched::Scheduler::kick`]), a change of the vblank enable only queues the
+    /// engine's work item.
     pub(crate) fn write(self: &kernel::sync::Arc<Self>, reg: EngineReg, val: u32) {
         let (vblank, doorbell) = {
             let mut r = self.regs.lock();
