@@ -151,9 +151,16 @@ pub(crate) enum Runner {
     Doorbell,
 }
 
+/// What a finished command did (beyond moving HEAD on).
+#[derive(Clone, Copy, Default)]
+struct Outcome {
+    /// A FENCE: the value written (`RVGPU_REG_FENCE`); it raises the completion interrupt.
+    fence: Option<u32>,
+}
+
 /// How far one step of a command got.
 enum Step {
-    Done(Result<bool, CmdError>),
+    Done(Result<Outcome, CmdError>),
     /// The slice ended inside the command.
     Preempted,
     /// WAIT_VBLANK: until the limiter's next blank (`Engine::blocked_until`).
@@ -575,8 +582,8 @@ impl Engine {
                         },
                         Err(CmdError::Later) => return,
                         Err(e) => {
-                            self.complete(head, size, generation, Err(e));
-                            if monotonic_ns() >= deadline {
+                            let drained = self.complete(head, size, generation, Err(e));
+                            if drained || monotonic_ns() >= deadline {
                                 return;
                             }
                             continue;
@@ -584,14 +591,14 @@ impl Engine {
                     }
                 }
             };
-            match self.step(ex, &mut cur, deadline, runner) {
+            let drained = match self.step(ex, &mut cur, deadline, runner) {
                 Step::Done(result) => self.complete(head, size, generation, result),
                 Step::Preempted | Step::Blocked => {
                     ex.cur = Some(cur);
                     return;
                 }
-            }
-            if monotonic_ns() >= deadline {
+            };
+            if drained || monotonic_ns() >= deadline {
                 return;
             }
         }
@@ -601,12 +608,12 @@ impl Engine {
     /// doorbell, until it would have to sleep).
     fn step(&self, ex: &mut Exec, cur: &mut InFlight, deadline: u64, runner: Runner) -> Step {
         let finished = |r: Result<bool, CmdError>| match r {
-            Ok(true) => Step::Done(Ok(false)),
+            Ok(true) => Step::Done(Ok(Outcome::default())),
             Ok(false) | Err(CmdError::Later) => Step::Preempted,
             Err(e) => Step::Done(Err(e)),
         };
         match cur.cmd {
-            Command::Nop => Step::Done(Ok(false)),
+            Command::Nop => Step::Done(Ok(Outcome::default())),
             Command::Fill { rect, value } => {
                 finished(self.fill(&mut ex.bounce, &rect, value, &mut cur.at, deadline, runner))
             }
@@ -627,10 +634,7 @@ impl Engine {
             )),
             Command::Fence { iova, value } => {
                 match self.guest_write(iova, &value.to_le_bytes(), runner) {
-                    Ok(()) => {
-                        self.regs.lock().fence = value;
-                        Step::Done(Ok(true))
-                    }
+                    Ok(()) => Step::Done(Ok(Outcome { fence: Some(value) })),
                     Err(CmdError::Later) => Step::Preempted,
                     Err(e) => Step::Done(Err(e)),
                 }
@@ -645,7 +649,7 @@ impl Engine {
         if !self.frl_on() {
             self.blocked_until.store(0, Relaxed);
             *last = now;
-            return Step::Done(Ok(false));
+            return Step::Done(Ok(Outcome::default()));
         }
         let blocked = self.blocked_until.load(Relaxed);
         if blocked != 0 {
@@ -656,12 +660,12 @@ impl Engine {
             self.blocked_until.store(0, Relaxed);
             *last = blocked;
             self.count(1, |s| &s.frl_delayed);
-            return Step::Done(Ok(false));
+            return Step::Done(Ok(Outcome::default()));
         }
         let next = *last + self.frl_period_ns;
         if *last == 0 || now >= next {
             *last = now;
-            Step::Done(Ok(false))
+            Step::Done(Ok(Outcome::default()))
         } else {
             self.blocked_until.store(next, Relaxed);
             Step::Blocked
@@ -669,22 +673,32 @@ impl Engine {
     }
 
     /// The command at `head` finished with `result`: HEAD moves on, the counters and the
-    /// interrupt follow (unless the ring was reprogrammed meanwhile).
-    fn complete(&self, head: u32, size: u32, generation: u32, result: Result<bool, CmdError>) {
-        let irq = {
+    /// interrupt follow (unless the ring was reprogrammed meanwhile), in one critical section.
+    /// Whether the ring is drained (nothing more runs now; `busy` is then cleared, as at the
+    /// top of [`Engine::run_slice`]).
+    fn complete(
+        &self,
+        head: u32,
+        size: u32,
+        generation: u32,
+        result: Result<Outcome, CmdError>,
+    ) -> bool {
+        let (deliver, drained) = {
             let mut r = self.regs.lock();
             if r.generation != generation {
                 // The ring was reprogrammed meanwhile: this command's outcome is moot.
-                return;
+                return false;
             }
             r.head = (head + CMD_SIZE as u32) % size;
-            match result {
-                Ok(fence) => {
+            let irq = match result {
+                Ok(done) => {
                     r.completed = r.completed.wrapping_add(1);
-                    if fence {
-                        IRQ_COMPLETION
-                    } else {
-                        0
+                    match done.fence {
+                        Some(value) => {
+                            r.fence = value;
+                            IRQ_COMPLETION
+                        }
+                        None => 0,
                     }
                 }
                 Err(e) => {
@@ -692,12 +706,22 @@ impl Engine {
                     r.error_head = head;
                     IRQ_ERROR
                 }
+            };
+            r.irq_status |= irq;
+            let drained = !r.open || r.stopped || r.head == r.tail;
+            if drained {
+                r.busy = false;
             }
+            (
+                irq != 0 && r.irq_status & r.irq_enable != 0 && !r.stopped,
+                drained,
+            )
         };
         self.count(1, |s| &s.commands);
-        if irq != 0 {
-            self.raise(irq);
+        if deliver {
+            self.deliver();
         }
+        drained
     }
 }
 
