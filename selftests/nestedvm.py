@@ -1,13 +1,15 @@
 # SPDX-License-Identifier: GPL-2.0
 """The nested guest (scripts/build-nested.sh) in QEMU, from inside the test VM: starting it on a
-vGPU, reading its `NESTED:` lines, stopping it, and reading a vGPU's slice of the physical VRAM."""
+vGPU, reading its `NESTED:` lines, stopping it, and reading a vGPU's slice of the physical VRAM
+(words, bytes, and the visible area of its framebuffer at the mode the guest set)."""
 import mmap
 import os
 import re
 import subprocess
 import time
 
-from rvgpu import MDEV_DEVICES, ROOT, placement
+from qmp import xrgb_to_rgb
+from rvgpu import MDEV_DEVICES, ROOT, placement, read
 
 
 def nested_images():
@@ -94,3 +96,17 @@ def slice_bytes(gpu, uuid, offset, length):
             m.close()
     finally:
         os.close(fd)
+
+
+def display_mode(uuid):
+    """(width, height, bpp, stride, offset) from the vGPU's nvidia/display, or None (no mode set)."""
+    m = re.match(r"(\d+)x(\d+) bpp=(\d+) stride=(\d+) offset=(\d+)",
+                 read(f"{MDEV_DEVICES}/{uuid}/nvidia/display").strip())
+    return tuple(int(x) for x in m.groups()) if m else None
+
+
+def visible_rgb(gpu, uuid, mode):
+    """RGB bytes of the visible area of vGPU `uuid`'s framebuffer at `mode` (display_mode's tuple,
+    32 bpp), read from the physical VRAM: what a screendump of its console must equal."""
+    width, height, _, stride, offset = mode
+    return xrgb_to_rgb(slice_bytes(gpu, uuid, offset, stride * height), width, height, stride)

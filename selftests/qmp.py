@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """A minimal QMP client for the tests (a QEMU started with -qmp unix:PATH,server=on,wait=off),
-screendumps, and the PPM files they write.
+screendumps, and the PPM and PNG files they write (libvirt's `virsh screenshot` too: libvirt 9.0
+asks QEMU 10 for PNG).
 
 As a command:
   python3 selftests/qmp.py screendump SOCKET FILE [png|ppm [DEVICE]]
@@ -8,8 +9,10 @@ As a command:
   python3 selftests/qmp.py device-add SOCKET DRIVER ID [KEY=VALUE...]"""
 import json
 import socket
+import struct
 import sys
 import time
+import zlib
 
 
 class Qmp:
@@ -89,6 +92,92 @@ def read_ppm(path):
     if len(pixels) != w * h * 3:
         raise ValueError(f"{path}: {len(pixels)} pixel bytes, want {w * h * 3}")
     return w, h, pixels
+
+
+def _add_bytes(a, b):
+    """Byte-wise (a + b) mod 256 of two equal-length byte strings, without a loop over the bytes."""
+    n = len(a)
+    low, high = int.from_bytes(b"\x7f" * n, "little"), int.from_bytes(b"\x80" * n, "little")
+    x, y = int.from_bytes(a, "little"), int.from_bytes(b, "little")
+    return (((x & low) + (y & low)) ^ ((x ^ y) & high)).to_bytes(n, "little")
+
+
+def _unfilter(data, width, height, bpp):
+    """The raw scanlines of PNG image data (after inflating): each row's filter byte undone. Black
+    rows under black rows and the None and Up filters go without a loop over the bytes (a
+    console is mostly black); Sub, Average and Paeth rows go byte by byte."""
+    stride = width * bpp
+    if len(data) != height * (stride + 1):
+        raise ValueError(f"PNG image data: {len(data)} bytes, want {height * (stride + 1)}")
+    zero = bytes(stride)
+    prev, rows = zero, []
+    for y in range(height):
+        pos = y * (stride + 1)
+        ft, row = data[pos], data[pos + 1:pos + 1 + stride]
+        if ft > 4:
+            raise ValueError(f"PNG row {y}: filter type {ft}")
+        if ft == 0 or (row == zero and prev == zero):
+            cur = row
+        elif ft == 2:
+            cur = _add_bytes(row, prev)
+        else:
+            cur = bytearray(row)
+            for i in range(stride):
+                a = cur[i - bpp] if i >= bpp else 0
+                if ft == 1:
+                    pred = a
+                elif ft == 3:
+                    pred = (a + prev[i]) >> 1
+                else:
+                    b = prev[i]
+                    c = prev[i - bpp] if i >= bpp else 0
+                    pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
+                    pred = a if pa <= pb and pa <= pc else b if pb <= pc else c
+                cur[i] = (cur[i] + pred) & 255
+            cur = bytes(cur)
+        rows.append(cur)
+        prev = cur
+    return b"".join(rows)
+
+
+def read_png(path):
+    """(width, height, RGB bytes) of a PNG as QEMU writes it (libpng: 8-bit RGB, or RGBA with the
+    alpha dropped, not interlaced)."""
+    data = open(path, "rb").read()
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError(f"{path}: not a PNG")
+    pos, idat, head = 8, [], None
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        pos += 12 + length
+        if kind == b"IHDR":
+            head = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat.append(body)
+        elif kind == b"IEND":
+            break
+    if head is None:
+        raise ValueError(f"{path}: no IHDR")
+    w, h, depth, color, _, _, interlace = head
+    if depth != 8 or color not in (2, 6) or interlace:
+        raise ValueError(f"{path}: bit depth {depth}, colour type {color}, interlace {interlace}: "
+                         f"only 8-bit RGB or RGBA, not interlaced")
+    bpp = 3 if color == 2 else 4
+    pixels = _unfilter(zlib.decompress(b"".join(idat)), w, h, bpp)
+    if bpp == 4:
+        rgb = bytearray(w * h * 3)
+        for k in range(3):
+            rgb[k::3] = pixels[k::4]
+        pixels = bytes(rgb)
+    return w, h, pixels
+
+
+def read_image(path):
+    """(width, height, RGB bytes) of a screendump or a screenshot, PPM (P6) or PNG."""
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    return read_png(path) if magic == b"\x89P" else read_ppm(path)
 
 
 def xrgb_to_rgb(fb, width, height, stride):

@@ -6,9 +6,11 @@ and libvirtd started for this suite only (selftests/libvirt-env.sh):
   vfio-pci and the live available_instances;
 - an mdev defined from XML (type, UUID, an nvidia/vgpu_params attribute) is started, marked
   autostart, stopped and undefined through virsh, and each step shows in sysfs and mdevctl;
-- a domain with an mdev <hostdev> boots the nested guest (scripts/build-nested.sh) by `virsh start`;
-  its engine workload and its CPU stores land in the vGPU's slice of the physical VRAM, byte for
-  byte; `virsh destroy` lets go of the vGPU;
+- a domain with an mdev <hostdev display='on'> (a VNC <graphics>, <video> none) boots the nested
+  guest (scripts/build-nested.sh) by `virsh start`; QEMU gets the vfio-pci device with display=on;
+  the guest's engine workload and its CPU stores land in the vGPU's slice of the physical VRAM,
+  byte for byte; `virsh screenshot` of its console equals the vGPU's framebuffer in that slice at
+  the mode the guest set; `virsh destroy` lets go of the vGPU;
 - a full GPU and a bad attribute value fail with a message that says what is wrong;
 - mdevctl with udev (issue 14, item 2): a `define --auto` definition is started by udev alone
   when the module is loaded again.
@@ -27,17 +29,21 @@ import time
 import traceback
 import uuid as uuidlib
 import xml.etree.ElementTree as ET
+import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from rvgpu import *  # noqa: E402,F403
-from nestedvm import nested_images, nested_lines, slice_bytes  # noqa: E402
+from nestedvm import display_mode, nested_images, nested_lines, slice_bytes, visible_rgb  # noqa: E402
+from qmp import read_image  # noqa: E402
 
-PLAN = 20
+PLAN = 22
 ENV = f"{ROOT}/selftests/libvirt-env.sh"
 DOMAIN = "rvgpu-nested"
 # The nested guest boots in about 3 minutes under TCG in TCG; its workload runs LOAD_SECONDS.
 BOOT_TIMEOUT = 900
 LOAD_SECONDS = 10
+# `virsh screenshot` against the slice: attempts (the guest may redraw between the two reads).
+SHOT_TRIES = 5
 
 
 def run(*argv, timeout=300):
@@ -147,10 +153,63 @@ def pattern_word(it, w):
     return (((it << 10) | w) * 0x9E3779B1) & 0xFFFFFFFF
 
 
+def qemu_devices(pid):
+    """The -device options of QEMU process `pid`, each as a dict (libvirt 9.0 writes them as JSON;
+    QEMU's key=value form, driver first, is read too)."""
+    argv = open(f"/proc/{pid}/cmdline", "rb").read().decode().split("\0")
+    devs = []
+    for opt, val in zip(argv, argv[1:]):
+        if opt != "-device":
+            continue
+        if val.startswith("{"):
+            devs.append(json.loads(val))
+        else:
+            parts = val.split(",")
+            devs.append({"driver": parts[0], **dict(p.split("=", 1) for p in parts[1:] if "=" in p)})
+    return devs
+
+
+def screenshot_vs_slice(path):
+    """`virsh screenshot` of the domain into `path` against the vGPU's framebuffer in its slice,
+    up to SHOT_TRIES times until they are equal: (equal, what was seen, lines for diagnostics).
+    libvirt 9.0 asks QEMU 10 for a PNG (image/png); a PPM is read too."""
+    notes = []
+    seen = ""
+    for n in range(1, SHOT_TRIES + 1):
+        if n > 1:
+            time.sleep(2)
+        mode = display_mode(u)
+        rc, out, err = virsh("screenshot", DOMAIN, path, "--screen", "0")
+        if rc != 0:
+            notes.append(f"try {n}: virsh screenshot: {(out + err).strip()}")
+            continue
+        try:
+            w, h, rgb = read_image(path)
+        except (ValueError, IndexError, zlib.error) as e:
+            notes.append(f"try {n}: {out.strip()}: {e!r}")
+            continue
+        if mode is None or mode[2] != 32 or mode != display_mode(u):
+            notes.append(f"try {n}: nvidia/display {mode} (now {display_mode(u)})")
+            continue
+        want = visible_rgb(big, u, mode)
+        lit = sum(1 for i in range(0, len(rgb), 3 * 97) if rgb[i:i + 3] != b"\0\0\0")
+        seen = (f"{w}x{h}, mode {mode[0]}x{mode[1]} stride {mode[3]} offset {mode[4]:#x}, "
+                f"{lit} sampled pixels lit, try {n} of {SHOT_TRIES}")
+        if (w, h) == mode[:2] and rgb == want and lit > 0:
+            return True, seen, notes + [out.strip()]
+        diff = next((i for i in range(0, min(len(rgb), len(want)), 3) if rgb[i:i + 3] != want[i:i + 3]), None)
+        notes.append(f"try {n}: screenshot {w}x{h} ({len(rgb)} bytes), nvidia/display {mode} ({len(want)} bytes), "
+                     f"{lit} sampled pixels lit"
+                     + (f", first difference at pixel ({diff // 3 % w}, {diff // 3 // w})" if diff is not None else ""))
+    return False, seen, notes
+
+
 def domain_xml(tmp, u):
     bz, initrd = nested_images()
     # <acpi/>: libvirt 9.0 turns ACPI off with -no-acpi, which QEMU 10 no longer has; with ACPI
     # on it uses neither (the nested kernel has no ACPI: it does not matter to the guest).
+    # display='on' needs a <graphics> (libvirt refuses it without one); <video> none keeps libvirt
+    # from adding its default VGA, so the vGPU's display is QEMU's console 0, the screenshot's.
     return f"""<domain type='qemu'>
   <name>{DOMAIN}</name>
   <memory unit='MiB'>128</memory>
@@ -170,7 +229,9 @@ def domain_xml(tmp, u):
     <controller type='usb' model='none'/>
     <memballoon model='none'/>
     <serial type='file'><source path='{tmp}/{DOMAIN}.serial'/><target port='0'/></serial>
-    <hostdev mode='subsystem' type='mdev' model='vfio-pci'>
+    <graphics type='vnc' autoport='yes' listen='127.0.0.1'/>
+    <video><model type='none'/></video>
+    <hostdev mode='subsystem' type='mdev' model='vfio-pci' display='on'>
       <source><address uuid='{u}'/></source>
     </hostdev>
   </devices>
@@ -259,6 +320,18 @@ check(f"virsh start of a domain with an mdev hostdev: QEMU runs and holds the vG
       rc == 0 and rc2 == 0 and vm_name == f"qemu-system-x86[{pid}]", out + err, out2 + err2,
       f"QEMU pid {pid}", run("tail", "-5", f"/var/log/libvirt/qemu/{DOMAIN}.log")[1])
 
+# libvirt hands the hostdev's display='on' to QEMU's vfio-pci device, with the VNC server and no
+# emulated video device.
+devs = attempt(qemu_devices, pid)
+vfio = [d for d in devs if d.get("driver") == "vfio-pci"] if isinstance(devs, list) else []
+video = [d for d in devs if d.get("driver") in ("VGA", "cirrus-vga", "qxl-vga", "virtio-vga", "bochs-display",
+                                               "ramfb")] if isinstance(devs, list) else []
+args = safe_read(f"/proc/{pid}/cmdline").split("\0")
+check("QEMU's command line: the mdev's vfio-pci device with display=on, a VNC server, no emulated video device",
+      len(vfio) == 1 and vfio[0].get("sysfsdev") == f"{MDEV_DEVICES}/{u}" and vfio[0].get("display") == "on"
+      and "-vnc" in args and not video, f"vfio-pci devices: {vfio}", f"video devices: {video}",
+      f"QEMU pid {pid}: {' '.join(args)[-1500:]}" if isinstance(devs, list) else devs)
+
 # The vGPU is in use: its parameters cannot change under the guest.
 m = len(dmesg_lines())
 e = write(f"{MDEV_DEVICES}/{u}/nvidia/vgpu_params", "frame_rate_limiter=1\n")
@@ -310,6 +383,21 @@ r = attempt(slice_holds_pattern)
 check(f"the vGPU's slice of the physical VRAM holds what the nested guest wrote, byte for byte"
       f"{f' (iteration {r[1]})' if isinstance(r, tuple) else ''}",
       isinstance(r, tuple) and not r[0], *(r[0] if isinstance(r, tuple) else [r]))
+
+# The guest's console (fbcon on bochs-drm, still while the guest holds) through libvirt: QEMU takes
+# the vGPU's region display plane, and `virsh screenshot` (a PNG) must equal the visible area of
+# the framebuffer at the mode the guest set, read from the vGPU's slice of the physical VRAM.
+end = time.time() + 60
+while time.time() < end and attempt(display_mode, u) is None:
+    time.sleep(1)
+r = attempt(screenshot_vs_slice, f"{tmp}/{DOMAIN}.png")
+check(f"virsh screenshot of the nested guest's console equals the vGPU's framebuffer at the guest's mode, "
+      f"and is not blank{f' ({r[1]})' if isinstance(r, tuple) and r[1] else ''}",
+      isinstance(r, tuple) and r[0], *(r[2] if isinstance(r, tuple) else [r]),
+      f"nvidia/display: {safe_read(f'{MDEV_DEVICES}/{u}/nvidia/display')}",
+      run("tail", "-5", f"/var/log/libvirt/qemu/{DOMAIN}.log")[1])
+if isinstance(r, tuple) and r[0]:
+    diag(f"virsh: {r[2][-1]}")
 
 rc, out, err = virsh("destroy", DOMAIN)
 state = virsh("domstate", DOMAIN)[1].strip()

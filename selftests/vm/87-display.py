@@ -12,14 +12,13 @@ console, and follow its mode change and pan; a bad value or a vGPU of another bo
 with EINVAL and one log line; `none` releases it, and so does removing the vGPU."""
 import errno
 import os
-import re
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from rvgpu import *  # noqa: E402,F403
-from qmp import Qmp, read_ppm, screendump, xrgb_to_rgb  # noqa: E402
-from nestedvm import nested_lines, qemu, slice_bytes, stop, wait_line  # noqa: E402
+from qmp import Qmp, read_ppm, screendump  # noqa: E402
+from nestedvm import display_mode, nested_lines, qemu, stop, visible_rgb, wait_line  # noqa: E402
 
 PLAN = 13
 TYPE = "nvidia-9104"  # GRID RVGPU-16Q, 13 MiB of framebuffer: room for the second buffer at 3 MiB
@@ -28,18 +27,11 @@ BOOT_TIMEOUT = 240
 STEPS = 3
 
 
-def mode_of(uuid):
-    """(width, height, bpp, stride, offset) from nvidia/display, or None."""
-    m = re.match(r"(\d+)x(\d+) bpp=(\d+) stride=(\d+) offset=(\d+)",
-                 read(f"{MDEV_DEVICES}/{uuid}/nvidia/display").strip())
-    return tuple(int(x) for x in m.groups()) if m else None
-
-
 def shot(t, tmp, q, gpu, uuid, step, line, board=False):
     """One screendump (of the nested guest's console, or with `board` of the physical board)
     against the slice: one result."""
     what = "the physical board's screendump" if board else "the screendump"
-    mode = mode_of(uuid)
+    mode = display_mode(uuid)
     try:
         if board:
             path = board_screendump(gpu, f"board-step{step}.ppm")
@@ -53,8 +45,8 @@ def shot(t, tmp, q, gpu, uuid, step, line, board=False):
     if mode is None or mode[2] != 32:
         fail(f"{t} step {step}: {what} equals the vGPU's framebuffer", f"nvidia/display: {mode}", line)
         return
-    mw, mh, _, stride, offset = mode
-    want = xrgb_to_rgb(slice_bytes(gpu, uuid, offset, stride * mh), mw, mh, stride)
+    mw, mh, _, _, offset = mode
+    want = visible_rgb(gpu, uuid, mode)
     diff = next((i for i in range(0, min(len(rgb), len(want)), 3) if rgb[i:i + 3] != want[i:i + 3]), None)
     lit = sum(1 for i in range(0, len(rgb), 3 * 97) if rgb[i:i + 3] != b"\0\0\0")
     diag(f"{t} step {step}: {line}; nvidia/display {mode}; screendump {w}x{h}, {lit} sampled pixels lit")
