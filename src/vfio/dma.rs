@@ -142,39 +142,63 @@ impl PinnedRun {
         self.writable
     }
 
-    /// The pinned page holding `iova` and the offset of `iova` in it, for an access of `len`
-    /// bytes that must stay inside that page.
-    fn page(&self, iova: u64, len: usize) -> Result<(*mut bindings::page, u32)> {
-        if !self.contains(iova) {
-            return Err(EINVAL);
+    /// The bytes of the run from `iova` on (0 if `iova` is not in it).
+    pub(crate) fn left(&self, iova: u64) -> u64 {
+        if self.contains(iova) {
+            self.len() - (iova - self.iova)
+        } else {
+            0
         }
-        let at = iova - self.iova;
-        let off = (at % PAGE_SIZE as u64) as usize;
-        if off.checked_add(len).is_none_or(|end| end > PAGE_SIZE) {
-            return Err(EINVAL);
-        }
-        Ok((self.pages[(at / PAGE_SIZE as u64) as usize], off as u32))
     }
 
-    /// Copies `buf.len()` bytes at `iova` (in one page of the run) into `buf`.
-    pub(crate) fn read(&self, iova: u64, buf: &mut [u8]) -> Result {
-        let (page, off) = self.page(iova, buf.len())?;
-        // SAFETY: `page` is pinned (type invariant); the range is inside it and `buf` is valid
-        // for its length.
-        unsafe { bindings::rvgpu_page_read(page, off, buf.as_mut_ptr().cast(), buf.len() as u32) };
+    /// Calls `f(page, offset, at, n)` for each page piece of `[iova, iova + len)`, which must be
+    /// inside the run: `n` bytes at `offset` of `page`, `at` bytes into the range.
+    fn pieces(
+        &self,
+        iova: u64,
+        len: usize,
+        mut f: impl FnMut(*mut bindings::page, u32, usize, usize),
+    ) -> Result {
+        if len as u64 > self.left(iova) {
+            return Err(EINVAL);
+        }
+        let mut at = 0;
+        while at < len {
+            let rel = iova - self.iova + at as u64;
+            let off = (rel % PAGE_SIZE as u64) as usize;
+            let n = (len - at).min(PAGE_SIZE - off);
+            f(
+                self.pages[(rel / PAGE_SIZE as u64) as usize],
+                off as u32,
+                at,
+                n,
+            );
+            at += n;
+        }
         Ok(())
     }
 
-    /// Copies `data` into the run at `iova` (in one page of it); `EPERM` if the run was pinned
+    /// Copies `buf.len()` bytes of the run at `iova` (across its pages) into `buf`.
+    pub(crate) fn read(&self, iova: u64, buf: &mut [u8]) -> Result {
+        let dst = buf.as_mut_ptr();
+        self.pieces(iova, buf.len(), |page, off, at, n| {
+            // SAFETY: `page` is pinned (type invariant) and `[off, off + n)` is inside it;
+            // `[at, at + n)` is inside `buf` (`pieces` walks exactly `buf.len()` bytes).
+            unsafe { bindings::rvgpu_page_read(page, off, dst.add(at).cast(), n as u32) }
+        })
+    }
+
+    /// Copies `data` into the run at `iova` (across its pages); `EPERM` if the run was pinned
     /// read-only.
     pub(crate) fn write(&self, iova: u64, data: &[u8]) -> Result {
         if !self.writable {
             return Err(EPERM);
         }
-        let (page, off) = self.page(iova, data.len())?;
-        // SAFETY: As in `read`; the page was pinned for writing (checked above).
-        unsafe { bindings::rvgpu_page_write(page, off, data.as_ptr().cast(), data.len() as u32) };
-        Ok(())
+        let src = data.as_ptr();
+        self.pieces(iova, data.len(), |page, off, at, n| {
+            // SAFETY: As in `read`; the page was pinned for writing (checked above).
+            unsafe { bindings::rvgpu_page_write(page, off, src.add(at).cast(), n as u32) }
+        })
     }
 }
 

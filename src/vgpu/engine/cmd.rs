@@ -96,6 +96,20 @@ impl Rect {
         })
     }
 
+    /// The same bytes as one line when the lines follow each other (`stride` is the width):
+    /// moved a bounce buffer at a time instead of a line at a time.
+    fn span(self) -> Self {
+        match self.width.checked_mul(self.height) {
+            Some(len) if self.stride == self.width && self.height > 1 => Self {
+                offset: self.offset,
+                stride: len,
+                width: len,
+                height: 1,
+            },
+            _ => self,
+        }
+    }
+
     /// Where line `y` starts in the framebuffer.
     pub(crate) fn line(&self, y: u32) -> u64 {
         u64::from(self.offset) + u64::from(y) * u64::from(self.stride)
@@ -162,7 +176,7 @@ impl TryFrom<RawCmd<'_>> for Command {
                     return Err(CmdError::BadArgs);
                 }
                 Ok(Command::Fill {
-                    rect: Rect::new(raw.fb_size, offset, stride, width, height)?,
+                    rect: Rect::new(raw.fb_size, offset, stride, width, height)?.span(),
                     value: u32::from_le(a.value),
                 })
             }
@@ -179,6 +193,11 @@ impl TryFrom<RawCmd<'_>> for Command {
                     width,
                     height,
                 )?;
+                // Lines that follow each other in guest memory and in the framebuffer: one span.
+                let (rect, iova_stride) = match rect.span() {
+                    s if iova_stride == width && s.height == 1 => (s, s.width),
+                    _ => (rect, iova_stride),
+                };
                 Ok(Command::Copy {
                     dir: if opcode == uapi::RVGPU_CMD_COPY_TO_FB {
                         Direction::ToFb
@@ -279,6 +298,48 @@ mod tests {
                     height: 2
                 },
                 value: 0xdead_beef
+            })
+        );
+        // Lines that follow each other are one span.
+        assert_eq!(
+            decode([1, 4, 0, 64, 64, 7, 0, 0]),
+            Ok(Command::Fill {
+                rect: Rect {
+                    offset: 0,
+                    stride: 256,
+                    width: 256,
+                    height: 1
+                },
+                value: 7
+            })
+        );
+        assert_eq!(
+            decode([2, 3, 0x1000, 0x1, 128, 0, 128, 128]),
+            Ok(Command::Copy {
+                dir: Direction::ToFb,
+                iova: 0x1_0000_1000,
+                iova_stride: 384,
+                rect: Rect {
+                    offset: 0,
+                    stride: 384,
+                    width: 384,
+                    height: 1
+                }
+            })
+        );
+        // Contiguous in the framebuffer only: line by line.
+        assert_eq!(
+            decode([2, 3, 0x1000, 0x1, 256, 0, 128, 128]),
+            Ok(Command::Copy {
+                dir: Direction::ToFb,
+                iova: 0x1_0000_1000,
+                iova_stride: 256,
+                rect: Rect {
+                    offset: 0,
+                    stride: 128,
+                    width: 128,
+                    height: 3
+                }
             })
         );
         // FILL sizes must be multiples of 4.

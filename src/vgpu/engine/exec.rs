@@ -2,16 +2,14 @@
 
 //! Running FILL and the two COPYs, preemptibly.
 //!
-//! Every step is bounded: framebuffer lines are moved a bounce buffer at a time, guest memory a
-//! page at a time with the pin cache locked only for that page (so `dma_unmap` never waits for a
-//! whole command), and the CPU scheduler is let in after every chunk. After every chunk the
+//! Every step is bounded: framebuffer lines (a rectangle whose lines follow each other is one
+//! line) are moved a bounce buffer at a time, guest memory a pinned run at a time within that,
+//! with the pin cache locked only for that piece (so `dma_unmap` never waits for a whole
+//! command), and the CPU scheduler is let in after every chunk. After every chunk the
 //! command may also stop because its time slice ended; it goes on from there in the next one.
 //! A guest memory failure is `DMA_FAULT`; a VRAM failure (the board is gone) is `HOST`.
 
-use kernel::{
-    page::PAGE_SIZE,
-    prelude::*, //
-};
+use kernel::prelude::*;
 
 use super::{
     cmd::{
@@ -115,7 +113,7 @@ impl Engine {
         Ok(true)
     }
 
-    /// Reads guest memory at `iova` into `buf`, a page at a time.
+    /// Reads guest memory at `iova` into `buf`, a pinned run at a time.
     pub(super) fn guest_read(
         &self,
         mut iova: u64,
@@ -123,11 +121,8 @@ impl Engine {
         runner: Runner,
     ) -> Result<(), CmdError> {
         while !buf.is_empty() {
-            let off = (iova % PAGE_SIZE as u64) as usize;
-            let n = buf.len().min(PAGE_SIZE - off);
-            let (now, rest) = buf.split_at_mut(n);
-            self.page_read(iova, now, runner)?;
-            buf = rest;
+            let n = self.span_read(iova, buf, runner)?;
+            buf = &mut buf[n..];
             if !buf.is_empty() {
                 iova = iova_add(iova, n as u64)?;
             }
@@ -135,7 +130,7 @@ impl Engine {
         Ok(())
     }
 
-    /// Writes `data` into guest memory at `iova`, a page at a time.
+    /// Writes `data` into guest memory at `iova`, a pinned run at a time.
     pub(super) fn guest_write(
         &self,
         mut iova: u64,
@@ -143,9 +138,7 @@ impl Engine {
         runner: Runner,
     ) -> Result<(), CmdError> {
         while !data.is_empty() {
-            let off = (iova % PAGE_SIZE as u64) as usize;
-            let n = data.len().min(PAGE_SIZE - off);
-            self.page_write(iova, &data[..n], runner)?;
+            let n = self.span_write(iova, data, runner)?;
             data = &data[n..];
             if !data.is_empty() {
                 iova = iova_add(iova, n as u64)?;

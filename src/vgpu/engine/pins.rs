@@ -427,30 +427,43 @@ impl Engine {
         Err(CmdError::DmaFault)
     }
 
-    /// Reads guest memory at `iova` into `buf`, which must not cross a page boundary.
-    pub(super) fn page_read(
+    /// Reads guest memory at `iova` into the start of `buf`: as much of it as the pinned run
+    /// holding `iova` covers, under one lookup. The bytes read (at least one).
+    pub(super) fn span_read(
         &self,
         iova: u64,
         buf: &mut [u8],
         runner: Runner,
-    ) -> Result<(), CmdError> {
-        self.with_run(iova, false, runner, |r| r.read(iova, buf))?
-            .map_err(|_| CmdError::DmaFault)
+    ) -> Result<usize, CmdError> {
+        self.with_run(iova, false, runner, |r| {
+            let n = buf
+                .len()
+                .min(usize::try_from(r.left(iova)).unwrap_or(usize::MAX));
+            r.read(iova, &mut buf[..n]).map(|()| n)
+        })?
+        .map_err(|_| CmdError::DmaFault)
     }
 
-    /// Writes `data` into guest memory at `iova`; `data` must not cross a page boundary. The DMA
-    /// log records it (a doorbell's slice runs only while the log is off, holding it off).
-    pub(super) fn page_write(
+    /// Writes the start of `data` into guest memory at `iova`: as much of it as the pinned run
+    /// holding `iova` covers, under one lookup. The bytes written (at least one). The DMA log
+    /// records them (a doorbell's slice runs only while the log is off, holding it off).
+    pub(super) fn span_write(
         &self,
         iova: u64,
         data: &[u8],
         runner: Runner,
-    ) -> Result<(), CmdError> {
-        self.with_run(iova, true, runner, |r| r.write(iova, data))?
+    ) -> Result<usize, CmdError> {
+        let n = self
+            .with_run(iova, true, runner, |r| {
+                let n = data
+                    .len()
+                    .min(usize::try_from(r.left(iova)).unwrap_or(usize::MAX));
+                r.write(iova, &data[..n]).map(|()| n)
+            })?
             .map_err(|_| CmdError::DmaFault)?;
         if runner == Runner::Worker {
-            self.log_write(iova, data.len() as u64);
+            self.log_write(iova, n as u64);
         }
-        Ok(())
+        Ok(n)
     }
 }
