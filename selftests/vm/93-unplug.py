@@ -159,10 +159,15 @@ try:
         added = None
     except OSError as e:
         added = str(e)
+    # Bound means its driver-level files are there too: the driver core links the device to the
+    # driver before probe and adds the driver's groups (nvidia/) only after probe returns.
+    def bound_back():
+        return [g for g in gpus() if g != small and os.path.exists(f"/sys/bus/pci/devices/{g}/nvidia/vram_total_mib")]
+
     t = time.time()
-    while time.time() < t + 60 and len(gpus()) < 2:
+    while time.time() < t + 60 and not bound_back():
         time.sleep(0.5)
-    back = [g for g in gpus() if g != small]
+    back = bound_back() or [g for g in gpus() if g != small]
     big = back[0] if back else f"0000:00:{slot:02x}.0"
     tdir = f"/sys/bus/pci/devices/{big}/mdev_supported_types"
     types_after = sorted(os.listdir(tdir)) if os.path.isdir(tdir) else []
