@@ -151,6 +151,11 @@ impl PinnedRun {
         }
     }
 
+    /// How much of an access of `len` bytes at `iova` the run covers (0 if `iova` is not in it).
+    pub(crate) fn span(&self, iova: u64, len: usize) -> usize {
+        len.min(usize::try_from(self.left(iova)).unwrap_or(usize::MAX))
+    }
+
     /// Calls `f(page, offset, at, n)` for each page piece of `[iova, iova + len)`, which must be
     /// inside the run: `n` bytes at `offset` of `page`, `at` bytes into the range.
     fn pieces(

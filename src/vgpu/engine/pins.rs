@@ -436,9 +436,7 @@ impl Engine {
         runner: Runner,
     ) -> Result<usize, CmdError> {
         self.with_run(iova, false, runner, |r| {
-            let n = buf
-                .len()
-                .min(usize::try_from(r.left(iova)).unwrap_or(usize::MAX));
+            let n = r.span(iova, buf.len());
             r.read(iova, &mut buf[..n]).map(|()| n)
         })?
         .map_err(|_| CmdError::DmaFault)
@@ -455,9 +453,7 @@ impl Engine {
     ) -> Result<usize, CmdError> {
         let n = self
             .with_run(iova, true, runner, |r| {
-                let n = data
-                    .len()
-                    .min(usize::try_from(r.left(iova)).unwrap_or(usize::MAX));
+                let n = r.span(iova, data.len());
                 r.write(iova, &data[..n]).map(|()| n)
             })?
             .map_err(|_| CmdError::DmaFault)?;
